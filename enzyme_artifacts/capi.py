@@ -13,10 +13,10 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
-__all__ = ["PROFILES", "required_symbols", "signature_markers", "known_profiles"]
+__all__ = ["PROFILES", "known_profiles", "required_symbols", "signature_markers"]
 
 _V0_0_289_SYMBOLS = frozenset(
     {
@@ -52,14 +52,18 @@ _V0_0_289_SYMBOLS = frozenset(
 # Fragments of the ``__PRETTY_FUNCTION__`` strings that an assertions build of this
 # profile carries in .rodata; they pin the parameter lists, not just the names.
 _V0_0_289_MARKERS = (
-    "EnzymeCreatePrimalAndGradient(EnzymeLogicRef, LLVMValueRef, LLVMBuilderRef, LLVMValueRef, "
+    (
+        "EnzymeCreatePrimalAndGradient(EnzymeLogicRef, LLVMValueRef, LLVMBuilderRef, LLVMValueRef, "
     "CDIFFE_TYPE, CDIFFE_TYPE*, size_t, EnzymeTypeAnalysisRef, uint8_t, uint8_t, CDerivativeMode, "
     "uint8_t, uint8_t, unsigned int, uint8_t, LLVMTypeRef, uint8_t, CFnTypeInfo, uint8_t, uint8_t*, "
-    "size_t, EnzymeAugmentedReturnPtr, uint8_t)",
-    "EnzymeCreateForwardDiff(EnzymeLogicRef, LLVMValueRef, LLVMBuilderRef, LLVMValueRef, "
+    "size_t, EnzymeAugmentedReturnPtr, uint8_t)"
+    ),
+    (
+        "EnzymeCreateForwardDiff(EnzymeLogicRef, LLVMValueRef, LLVMBuilderRef, LLVMValueRef, "
     "CDIFFE_TYPE, CDIFFE_TYPE*, size_t, EnzymeTypeAnalysisRef, uint8_t, CDerivativeMode, uint8_t, "
     "uint8_t, uint8_t, unsigned int, LLVMTypeRef, CFnTypeInfo, uint8_t, uint8_t*, size_t, "
-    "EnzymeAugmentedReturnPtr)",
+    "EnzymeAugmentedReturnPtr)"
+    ),
 )
 
 PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({"v0.0.289": _V0_0_289_SYMBOLS})

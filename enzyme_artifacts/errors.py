@@ -23,16 +23,16 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
-    "ManifestError",
-    "UnsupportedPlatformError",
-    "LLVMNotFoundError",
     "ArtifactNotFoundError",
-    "OfflineError",
+    "CacheError",
     "DownloadError",
     "HashMismatchError",
-    "UnsafeArchiveError",
     "InvalidOverrideError",
-    "CacheError",
+    "LLVMNotFoundError",
+    "ManifestError",
+    "OfflineError",
+    "UnsafeArchiveError",
+    "UnsupportedPlatformError",
 ]
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .errors import UnsupportedPlatformError
 
-__all__ = ["Platform", "host_platform", "ARCHES", "OSES", "LIBCS", "CXXSTRING_ABIS"]
+__all__ = ["ARCHES", "CXXSTRING_ABIS", "LIBCS", "OSES", "Platform", "host_platform"]
 
 ARCHES = ("x86_64", "aarch64", "i686", "armv7l", "armv6l", "powerpc64le", "riscv64")
 OSES = ("linux", "macos", "windows", "freebsd")
@@ -154,8 +154,8 @@ def _platform_from_tag(tag_platform: str) -> Platform | None:
             return None
         return _make(arch, "macos", None)
     elif tag_platform.startswith("win"):
-        arch = {"win_amd64": "x86_64", "win32": "i686", "win_arm64": "aarch64"}.get(tag_platform)
-        return _make(arch, "windows", None) if arch else None
+        win_arch = {"win_amd64": "x86_64", "win32": "i686", "win_arm64": "aarch64"}.get(tag_platform)
+        return _make(win_arch, "windows", None)
     elif tag_platform.startswith("freebsd"):
         return _make(tag_platform.rsplit("_", 1)[-1], "freebsd", None)
     else:
@@ -170,7 +170,7 @@ def _make(arch: str | None, os_name: str, libc: str | None) -> Platform | None:
     return Platform(arch, os_name, libc)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_platform(cxxstring_abi: str | None = None) -> Platform:
     """This interpreter's platform, from the first :func:`packaging.tags.sys_tags` entry
     that names a binary platform.
