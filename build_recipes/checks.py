@@ -1,0 +1,365 @@
+"""Binary checks run on every LLVMEnzyme library before it is packaged.
+
+:func:`check_library` runs, in order:
+
+``needed``
+    every ``DT_NEEDED`` entry is on the allow-list: the target's libLLVM of the *same*
+    major (by any of its soname spellings: ``libLLVM-15.so.1``, ``libLLVM-15.so``,
+    ``libLLVM.so.18.1``), the C library and its parts (``libc``, ``libm``, ``libpthread``,
+    ``libdl``, ``librt``, the dynamic loader ``ld-linux-*``/``ld-musl-*``), ``libstdc++``
+    and ``libgcc_s``.  A libLLVM of another major or a renamed, bundled copy
+    (``libLLVM-15-a95c9aa1.so.1``) fails.
+``bundled-llvm``
+    the library does not *define* LLVM itself (a static LLVM would clash with the
+    host's): ``LLVMContextCreate`` and ``llvm::LLVMContext``'s constructor must not be
+    exported.
+``symbol-versions``
+    the highest ``GLIBC_``/``GLIBCXX_``/``CXXABI_`` version required (read from
+    ``.gnu.version_r`` with pyelftools) stays within the ceilings of the target's wheel
+    policy (``manylinux_2_28`` allows ``GLIBC_2.28``).
+``exports``
+    every symbol of the C-API profile (:func:`enzyme_artifacts.capi.required_symbols`)
+    is defined and exported.
+``signatures``
+    informational: which C signature strings of the profile an assertions build carries.
+``load``
+    in a child process, the target's libLLVM is opened ``RTLD_GLOBAL``, then the library,
+    and each C-API symbol is looked up.  Only possible on a matching host; skipped with a
+    reason otherwise.
+
+ELF libraries get every check; Mach-O and PE files only ``load`` (on a matching host).
+A failure never raises: it is a :class:`CheckResult` with ``ok=False``; callers decide
+(``python -m build_recipes check`` exits 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enzyme_artifacts import capi
+from enzyme_artifacts.platforms import Platform
+
+from .recipe import Policy
+
+__all__ = [
+    "LOAD_TIMEOUT",
+    "CheckReport",
+    "CheckResult",
+    "check_library",
+    "classify_needed",
+    "find_target_libllvm",
+    "libllvm_major",
+]
+
+LOAD_TIMEOUT = 120.0
+"""Seconds the child process of the ``load`` check may take."""
+
+_LIBLLVM = re.compile(
+    r"libLLVM(?:-(?P<a>\d+)(?:\.\d+)*)?(?P<tag>-[0-9a-f]{6,})?\.so(?:\.(?P<b>\d+)(?:\.\d+)*)?"
+)
+_GLIBC_PARTS = re.compile(
+    r"(?:libc|libm|libpthread|libdl|librt|libutil)\.so\.\d+|ld-linux-[a-z0-9_-]+\.so\.\d+|ld-linux\.so\.\d+"
+)
+_MUSL_PARTS = re.compile(r"(?:libc|ld)-musl-[a-z0-9_]+\.so\.1|libc\.musl-[a-z0-9_]+\.so\.1")
+_CXX_RUNTIME = re.compile(r"libstdc\+\+\.so\.6|libgcc_s\.so\.1")
+_LLVM_DEFINITIONS = ("LLVMContextCreate", "_ZN4llvm11LLVMContextC1Ev", "_ZN4llvm11LLVMContextC2Ev")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check: its ``name``, whether it passed, a one-line ``detail``.
+
+    ``skipped`` checks count as passed and say why in ``detail``; ``info`` checks never fail.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    skipped: bool = False
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL`` or ``SKIP``."""
+        return "SKIP" if self.skipped else ("PASS" if self.ok else "FAIL")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """Every check of one library."""
+
+    path: Path
+    llvm: int
+    platform: Platform
+    policy: str
+    capi: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        """The failed checks."""
+        return tuple(r for r in self.results if not r.ok)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``check --json``)."""
+        return {
+            "path": str(self.path),
+            "llvm": self.llvm,
+            "platform": str(self.platform),
+            "policy": self.policy,
+            "capi": self.capi,
+            "ok": self.ok,
+            "checks": [
+                {"name": r.name, "status": r.status, "ok": r.ok, "detail": r.detail, **dict(r.data)}
+                for r in self.results
+            ],
+        }
+
+    def format(self) -> str:
+        """A human report, one line per check."""
+        head = (f"{self.path.name}  (LLVM {self.llvm}, {self.platform}, policy {self.policy}, "
+                f"C API {self.capi})")
+        lines = [head] + [f"  {r.status:4}  {r.name:16} {r.detail}" for r in self.results]
+        lines.append("  => " + ("all checks passed" if self.ok else
+                                f"{len(self.failures)} check(s) failed: "
+                                + ", ".join(r.name for r in self.failures)))
+        return "\n".join(lines)
+
+
+def libllvm_major(name: str) -> tuple[int | None, bool] | None:
+    """``(major, bundled)`` for a libLLVM soname, ``None`` for anything else.
+
+    ``bundled`` is True for renamed copies carrying a hash tag.
+
+    >>> libllvm_major("libLLVM-15.so.1"), libllvm_major("libLLVM.so.18.1")
+    ((15, False), (18, False))
+    >>> libllvm_major("libLLVM-15-a95c9aa1.so.1"), libllvm_major("libc.so.6")
+    ((15, True), None)
+    """
+    m = _LIBLLVM.fullmatch(name)
+    if m is None:
+        return None
+    major = m["a"] or m["b"]
+    return (int(major) if major else None, m["tag"] is not None)
+
+
+def classify_needed(needed: Iterable[str], *, llvm: int, platform: Platform) -> tuple[list[str], list[str]]:
+    """Split ``DT_NEEDED`` names into (allowed, problems); each problem is a sentence."""
+    allowed: list[str] = []
+    problems: list[str] = []
+    libc_parts = _MUSL_PARTS if platform.libc == "musl" else _GLIBC_PARTS
+    for name in needed:
+        ll = libllvm_major(name)
+        if ll is not None:
+            major, bundled = ll
+            if bundled:
+                problems.append(f"{name} is a renamed, bundled copy of libLLVM; bind to the host's "
+                                f"libLLVM-{llvm} by its soname instead")
+            elif major != llvm:
+                problems.append(f"{name} is LLVM {major}, not LLVM {llvm}")
+            else:
+                allowed.append(name)
+        elif libc_parts.fullmatch(name) or _CXX_RUNTIME.fullmatch(name):
+            allowed.append(name)
+        else:
+            problems.append(f"{name} is not on the allow-list (libLLVM-{llvm}, libc, libm, libstdc++, "
+                            "libgcc_s, the dynamic loader)")
+    return allowed, problems
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(x) for x in text.split("."))
+    except ValueError:
+        return None
+
+
+def _elf_facts(path: Path) -> dict[str, Any]:
+    """DT_NEEDED, version needs and exported symbols, read with pyelftools."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+    from elftools.elf.sections import SymbolTableSection
+
+    from enzyme_artifacts._elf import read_needed
+
+    needed = list(read_needed(path))
+    version_needs: dict[str, list[str]] = {}
+    exported: set[str] = set()
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        for section in elf.iter_sections():
+            if isinstance(section, GNUVerNeedSection):
+                for verneed, auxs in section.iter_versions():
+                    version_needs.setdefault(str(verneed.name), []).extend(str(a.name) for a in auxs)
+            elif isinstance(section, SymbolTableSection) and section.name == ".dynsym":
+                for sym in section.iter_symbols():
+                    e = sym.entry
+                    if e.st_shndx == "SHN_UNDEF" or not sym.name:
+                        continue
+                    if e.st_info.bind in ("STB_GLOBAL", "STB_WEAK") and \
+                            e.st_other.visibility in ("STV_DEFAULT", "STV_PROTECTED"):
+                        exported.add(str(sym.name))
+    return {"needed": needed, "version_needs": version_needs, "exported": exported}
+
+
+def _check_versions(version_needs: Mapping[str, Sequence[str]], policy: Policy) -> CheckResult:
+    highest: dict[str, tuple[tuple[int, ...], str]] = {}
+    for names in version_needs.values():
+        for name in names:
+            prefix, _, ver = name.partition("_")
+            v = _version_tuple(ver)
+            if prefix in ("GLIBC", "GLIBCXX", "CXXABI", "GCC") and v is not None and (
+                    prefix not in highest or v > highest[prefix][0]):
+                highest[prefix] = (v, name)
+    parts, problems = [], []
+    for prefix, (v, name) in sorted(highest.items()):
+        ceiling = policy.ceilings.get(prefix)
+        if ceiling is None:
+            parts.append(f"{name} (no ceiling)")
+        elif v <= ceiling:
+            parts.append(f"{name} <= {policy.ceiling_text(prefix)}")
+        else:
+            problems.append(f"{name} > {policy.ceiling_text(prefix)}")
+    data = {"highest": {p: n for p, (_, n) in highest.items()}}
+    if problems:
+        return CheckResult("symbol-versions", False,
+                           f"beyond policy {policy.name}: {'; '.join(problems)} (build in an older image "
+                           "or target a newer policy)", data=data)
+    return CheckResult("symbol-versions", True, "; ".join(parts) or "no versioned symbols required",
+                       data=data)
+
+
+def find_target_libllvm(llvm: int) -> Path | None:
+    """The shared libLLVM of major ``llvm`` on this host, or None.
+
+    Asks :func:`enzyme_artifacts.llvm.find_libllvm` (which honours
+    ``ENZYME_ARTIFACTS_LLVM_LIBRARY``), so the check loads against the same libLLVM the
+    frontend would use.
+    """
+    from enzyme_artifacts.errors import ArtifactError
+    from enzyme_artifacts.llvm import find_libllvm
+
+    try:
+        return Path(find_libllvm(llvm).path)
+    except (ArtifactError, OSError):
+        return None
+
+
+_CHILD = r"""
+import ctypes, json, sys
+llvm, lib, *names = sys.argv[1:]
+ctypes.CDLL(llvm, mode=ctypes.RTLD_GLOBAL)
+handle = ctypes.CDLL(lib, mode=ctypes.RTLD_LOCAL)
+missing = [n for n in names if not hasattr(handle, n)]
+print(json.dumps({"missing": missing}))
+"""
+
+
+def _check_load(path: Path, llvm: int, platform: Platform, names: Sequence[str],
+                llvm_library: Path | None) -> CheckResult:
+    from enzyme_artifacts.platforms import host_platform
+
+    try:
+        host = host_platform()
+    except Exception as e:  # noqa: BLE001
+        return CheckResult("load", True, f"skipped: host platform unknown ({e})", skipped=True)
+    if not host.matches(platform.with_cxxstring_abi(None)):
+        return CheckResult("load", True, f"skipped: the host is {host.triplet}, the library is for "
+                                         f"{platform.triplet}", skipped=True)
+    lib = llvm_library or find_target_libllvm(llvm)
+    if lib is None:
+        return CheckResult("load", False, f"no shared libLLVM-{llvm} found to load against; install "
+                                          f"LLVM {llvm} (e.g. apt-get install libllvm{llvm}) or pass "
+                                          "--llvm-library PATH")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(lib), str(path.resolve()), *names],
+                              capture_output=True, text=True, timeout=LOAD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return CheckResult("load", False, f"loading took more than {LOAD_TIMEOUT:.0f} s against {lib}")
+    if proc.returncode != 0:
+        err = proc.stderr.strip().splitlines()
+        reason = err[-1] if err else f"exit status {proc.returncode}"
+        return CheckResult("load", False, f"does not load against {lib}: {reason}",
+                           data={"llvm_library": str(lib), "returncode": proc.returncode})
+    missing = json.loads(proc.stdout.strip().splitlines()[-1])["missing"]
+    if missing:
+        return CheckResult("load", False, f"loads against {lib} but dlsym misses {', '.join(missing)}",
+                           data={"llvm_library": str(lib), "missing": missing})
+    return CheckResult("load", True, f"loads against {lib}; {len(names)} C-API symbols resolve",
+                       data={"llvm_library": str(lib)})
+
+
+def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform, policy: Policy,
+                  capi_profile: str, load: bool = True, llvm_library: Path | None = None) -> CheckReport:
+    """Run every check on the library at ``path`` for LLVM major ``llvm`` on ``platform``.
+
+    ``load=False`` skips the child-process load.  ``llvm_library`` chooses the libLLVM the
+    load check binds to (default: :func:`find_target_libllvm`).  Raises
+    :class:`FileNotFoundError` when ``path`` does not exist; everything else is reported.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no library at {p}")
+    names = sorted(capi.required_symbols(capi_profile))
+    results: list[CheckResult] = []
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == b"\x7fELF":
+        try:
+            facts = _elf_facts(p)
+        except Exception as e:  # noqa: BLE001 - a malformed file is a failed check, not a crash
+            facts = None
+            results.append(CheckResult("elf", False, f"cannot read the ELF tables: {e}"))
+        if facts is not None:
+            allowed, problems = classify_needed(facts["needed"], llvm=llvm, platform=platform)
+            has_llvm = any(libllvm_major(n) == (llvm, False) for n in facts["needed"])
+            data = {"needed": facts["needed"]}
+            if problems:
+                results.append(CheckResult("needed", False, "; ".join(problems), data=data))
+            else:
+                note = "" if has_llvm else " (no libLLVM entry: LLVM symbols resolve from the process)"
+                results.append(CheckResult("needed", True, ", ".join(allowed) + note, data=data))
+            bundled = [s for s in _LLVM_DEFINITIONS if s in facts["exported"]]
+            results.append(
+                CheckResult("bundled-llvm", False, f"defines LLVM itself ({', '.join(bundled)}): it carries "
+                                                   "a static LLVM; link against the shared libLLVM instead")
+                if bundled else CheckResult("bundled-llvm", True, "defines no LLVM core symbols")
+            )
+            results.append(_check_versions(facts["version_needs"], policy))
+            missing = [n for n in names if n not in facts["exported"]]
+            results.append(
+                CheckResult("exports", False, f"C API {capi_profile} misses {', '.join(missing)}",
+                            data={"missing": missing})
+                if missing else CheckResult("exports", True, f"all {len(names)} symbols of {capi_profile}")
+            )
+    else:
+        kind = {b"\xcf\xfa\xed\xfe": "Mach-O", b"\xca\xfe\xba\xbe": "Mach-O"}.get(head, "")
+        kind = kind or ("PE" if head[:2] == b"MZ" else "unknown")
+        results.append(CheckResult("needed", True, f"skipped: {kind} file, dependency checks read ELF only",
+                                   skipped=True))
+    markers = capi.signature_markers(capi_profile)
+    if markers:
+        blob = p.read_bytes()
+        found = sum(m.encode() in blob for m in markers)
+        results.append(CheckResult("signatures", True,
+                                   f"{found}/{len(markers)} C signatures of {capi_profile} embedded"
+                                   + ("" if found else " (normal for a build without assertions)"),
+                                   data={"markers_found": found}))
+    if load:
+        results.append(_check_load(p, llvm, platform, names, llvm_library))
+    else:
+        results.append(CheckResult("load", True, "skipped: --no-load", skipped=True))
+    return CheckReport(p, llvm, platform, policy.name, capi_profile, tuple(results))

@@ -1,0 +1,162 @@
+"""The binary checks on the real LLVM 15 plugin (from `repack`) and on doctored copies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from build_recipes.checks import check_library, classify_needed, libllvm_major
+from build_recipes.recipe import Recipe
+from enzyme_artifacts.platforms import Platform
+
+from .conftest import Repacked, run_cli
+
+GNU = Platform("x86_64", "linux", "glibc", "cxx11")
+MUSL = Platform("x86_64", "linux", "musl", "cxx11")
+
+
+def _check(recipe: Recipe, path: Path, *, policy: str = "manylinux_2_34", load: bool = True):
+    return check_library(path, llvm=15, platform=GNU, policy=recipe.policies[policy],
+                         capi_profile=recipe.enzyme.capi, load=load)
+
+
+def _by_name(report) -> dict:
+    return {r.name: r for r in report.results}
+
+
+def test_real_plugin_passes_every_check(recipe: Recipe, repacked: Repacked) -> None:
+    report = _check(recipe, repacked.library)
+    results = _by_name(report)
+    assert report.ok, report.format()
+    assert results["needed"].data["needed"] == ["libLLVM-15.so.1", "libstdc++.so.6", "libc.so.6"]
+    assert "GLIBC_2.32 <= 2.34" in results["symbol-versions"].detail
+    assert "GLIBCXX_3.4.29 <= 3.4.29" in results["symbol-versions"].detail
+    assert results["exports"].ok and "26 symbols" in results["exports"].detail
+    assert results["signatures"].data["markers_found"] == 2
+    assert results["load"].ok and not results["load"].skipped
+    assert results["load"].data["llvm_library"].endswith("libLLVM-15.so.1")
+
+
+def test_real_plugin_is_beyond_manylinux_2_28(recipe: Recipe, repacked: Repacked) -> None:
+    report = _check(recipe, repacked.library, policy="manylinux_2_28", load=False)
+    assert not report.ok
+    assert [r.name for r in report.failures] == ["symbol-versions"]
+    detail = report.failures[0].detail
+    assert "GLIBC_2.32 > 2.28" in detail and "GLIBCXX_3.4.29 > 3.4.25" in detail
+
+
+def test_needed_of_another_major_fails(recipe: Recipe, real_copy: Path, patchelf: str) -> None:
+    subprocess.run([patchelf, "--replace-needed", "libLLVM-15.so.1", "libLLVM-16.so.1", str(real_copy)],
+                   check=True)
+    report = _check(recipe, real_copy)
+    failed = {r.name: r.detail for r in report.failures}
+    assert set(failed) == {"needed", "load"}
+    assert "libLLVM-16.so.1 is LLVM 16, not LLVM 15" in failed["needed"]
+    assert "does not load" in failed["load"]
+
+
+def test_the_wheels_bundled_llvm_name_fails(recipe: Recipe, real_copy: Path, patchelf: str) -> None:
+    subprocess.run([patchelf, "--replace-needed", "libLLVM-15.so.1", "libLLVM-15-a95c9aa1.so.1",
+                    str(real_copy)], check=True)
+    report = _check(recipe, real_copy, load=False)
+    assert [r.name for r in report.failures] == ["needed"]
+    assert "renamed, bundled copy" in report.failures[0].detail
+
+
+def _rename_dynsym(path: Path, old: str, new: str) -> None:
+    """Rename one exported symbol inside .dynstr (same length), as if it were not exported."""
+    from elftools.elf.elffile import ELFFile
+
+    assert len(old) == len(new)
+    with open(path, "rb") as f:
+        dynstr = ELFFile(f).get_section_by_name(".dynstr")
+        start, size = dynstr["sh_offset"], dynstr["sh_size"]
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\0" + old.encode() + b"\0", start, start + size)
+    assert at >= 0
+    data[at + 1: at + 1 + len(old)] = new.encode()
+    path.write_bytes(bytes(data))
+
+
+def test_missing_capi_symbol_fails(recipe: Recipe, real_copy: Path) -> None:
+    _rename_dynsym(real_copy, "EnzymeCreateForwardDiff", "EnzymeCreateForwardDifX")
+    report = _check(recipe, real_copy)
+    failed = {r.name: r for r in report.failures}
+    assert set(failed) == {"exports", "load"}
+    assert failed["exports"].data["missing"] == ["EnzymeCreateForwardDiff"]
+    assert "dlsym misses EnzymeCreateForwardDiff" in failed["load"].detail
+
+
+def test_tiny_library_fails_exports_but_not_needed(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    src = tmp_path / "tiny.c"
+    src.write_text("double CreateEnzymeLogic(double x) { return x; }\n")
+    lib = tmp_path / "libtiny.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    report = _check(recipe, lib)
+    results = _by_name(report)
+    assert results["needed"].ok and "no libLLVM entry" in results["needed"].detail
+    assert not results["exports"].ok
+    assert "CreateEnzymeLogic" not in results["exports"].data["missing"]
+    assert len(results["exports"].data["missing"]) == 25
+    assert not results["load"].ok
+    assert results["signatures"].data["markers_found"] == 0
+
+
+def test_unlisted_dependency_and_bundled_llvm_fail(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    src = tmp_path / "bundle.c"
+    src.write_text("void *LLVMContextCreate(void) { return 0; }\n")
+    lib = tmp_path / "libbundle.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src), "-Wl,--no-as-needed", "-lz"], check=True)
+    report = _check(recipe, lib, load=False)
+    failed = {r.name: r.detail for r in report.failures}
+    assert "libz.so.1 is not on the allow-list" in failed["needed"]
+    assert "LLVMContextCreate" in failed["bundled-llvm"]
+
+
+def test_not_a_library(recipe: Recipe, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        _check(recipe, tmp_path / "absent.so")
+    junk = tmp_path / "junk.so"
+    junk.write_bytes(b"\x7fELF" + b"\0" * 60)
+    report = _check(recipe, junk, load=False)
+    assert not report.ok and report.results[0].name == "elf"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("libLLVM-15.so.1", (15, False)), ("libLLVM-15.so", (15, False)), ("libLLVM.so.18.1", (18, False)),
+    ("libLLVM-17.0.6.so", (17, False)), ("libLLVM-15-a95c9aa1.so.1", (15, True)),
+    ("libLLVMSupport.so", None), ("libc.so.6", None),
+])
+def test_libllvm_soname_spellings(name: str, expected: object) -> None:
+    assert libllvm_major(name) == expected
+
+
+def test_allow_list_by_libc() -> None:
+    ok, bad = classify_needed(["libc.musl-x86_64.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libLLVM-16.so"],
+                              llvm=16, platform=MUSL)
+    assert bad == [] and len(ok) == 4
+    ok, bad = classify_needed(["libc.so.6", "ld-linux-x86-64.so.2", "libm.so.6", "libc.musl-x86_64.so.1"],
+                              llvm=16, platform=GNU)
+    assert ok == ["libc.so.6", "ld-linux-x86-64.so.2", "libm.so.6"] and len(bad) == 1
+
+
+def test_check_cli_exit_codes_and_json(repacked: Repacked, real_copy: Path, patchelf: str) -> None:
+    good = run_cli("check", str(repacked.library), "--llvm", "15", "--policy", "manylinux_2_34", "--json")
+    assert good.returncode == 0, good.stdout + good.stderr
+    payload = json.loads(good.stdout)
+    assert payload["ok"] is True and {c["status"] for c in payload["checks"]} == {"PASS"}
+    strict = run_cli("check", str(repacked.library), "--llvm", "15", "--no-load")
+    assert strict.returncode == 1
+    assert "FAIL  symbol-versions" in strict.stdout and "beyond policy manylinux_2_28" in strict.stdout
+    subprocess.run([patchelf, "--replace-needed", "libLLVM-15.so.1", "libLLVM-16.so.1", str(real_copy)],
+                   check=True)
+    bad = run_cli("check", str(real_copy), "--llvm", "15", "--triplet", "x86_64-linux-gnu", "--json",
+                  "--policy", "none")
+    assert bad.returncode == 1
+    statuses = {c["name"]: c["status"] for c in json.loads(bad.stdout)["checks"]}
+    assert statuses["needed"] == "FAIL" and statuses["load"] == "FAIL" and statuses["exports"] == "PASS"
+    assert "(no ceiling)" in next(c["detail"] for c in json.loads(bad.stdout)["checks"]
+                                  if c["name"] == "symbol-versions")
