@@ -1,0 +1,83 @@
+"""Activity annotations, as in Enzyme.jl.
+
+* ``Const(x)``: ``x`` is not differentiated (a bare argument means the same);
+* ``Active(x)``: a float scalar whose derivative reverse mode returns;
+* ``Duplicated(x, dx)``: ``x`` with its shadow ``dx``.  For arrays, reverse mode
+  **accumulates** into ``dx`` (``dx += ...``; start from :func:`make_zero`) and forward
+  mode reads the tangent from ``dx`` (the shadow of an output array receives the output's
+  tangent).  A ``Duplicated`` output array's shadow is the reverse-mode seed and is zeroed
+  by the derivative.  For a scalar in forward mode, ``dx`` is its tangent.
+* ``DuplicatedNoNeed(x, dx)``: like ``Duplicated`` when the primal result in ``x`` is not
+  needed afterwards (Enzyme may skip computing it).
+
+As a *return* activity the class itself is passed: ``Active``, ``Const``, ``Duplicated``,
+``DuplicatedNoNeed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+__all__ = ["Active", "Annotation", "Const", "Duplicated", "DuplicatedNoNeed", "make_zero"]
+
+
+class Annotation:
+    """Base class of the activity annotations."""
+
+    __slots__ = ()
+    val: Any
+
+    if TYPE_CHECKING:
+
+        def __init__(self, val: Any, *rest: Any) -> None: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Const(Annotation):
+    """A constant (non-differentiated) argument."""
+
+    val: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Active(Annotation):
+    """A float scalar differentiated in reverse mode; its derivative is returned."""
+
+    val: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Duplicated(Annotation):
+    """A value with its shadow: an array with a same-shape, same-dtype shadow array, or
+    (forward mode) a float scalar with its tangent."""
+
+    val: Any
+    dval: Any
+
+
+@dataclass(frozen=True, eq=False)
+class DuplicatedNoNeed(Duplicated):
+    """Like :class:`Duplicated`, when the primal result is not needed afterwards."""
+
+
+def make_zero(x: Any) -> Any:
+    """A zero of the same kind as ``x``: a new zeroed array like ``x`` (same shape and
+    dtype, C-contiguous, writable), or ``0.0`` / ``0`` for scalars.
+
+    >>> make_zero(np.ones(3)).tolist()
+    [0.0, 0.0, 0.0]
+    >>> make_zero(2.5)
+    0.0
+    """
+    if isinstance(x, np.ndarray):
+        return np.zeros(x.shape, dtype=x.dtype)
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, (int, np.integer)):
+        return type(x)(0)
+    if isinstance(x, (float, np.floating)):
+        return type(x)(0.0)
+    raise TypeError(f"make_zero: expected a NumPy array or a number, got {type(x).__name__}")

@@ -1,0 +1,183 @@
+"""The exception tree of :mod:`enzyme_py`.
+
+Every error raised on purpose by this package derives from :class:`EnzymePyError` and
+also from the built-in exception it resembles, so callers may catch either::
+
+    EnzymePyError
+    ├── IRParseError (ValueError)          LLVM IR text or bitcode did not parse
+    ├── CompileError (RuntimeError)        clang, the verifier, the optimiser or the JIT failed
+    ├── EnzymeError (RuntimeError)         Enzyme reported a problem while differentiating
+    │   ├── NoDerivativeError              an instruction or call has no known derivative
+    │   ├── NoShadowError                  a value needs a shadow that cannot be built
+    │   ├── IllegalTypeAnalysisError       type analysis found conflicting types
+    │   ├── NoTypeError                    type analysis could not deduce a needed type
+    │   ├── IllegalFirstPointerError       an illegal first pointer was seen
+    │   ├── InternalError                  an internal Enzyme error
+    │   ├── TypeDepthExceededError         a type tree grew deeper than allowed
+    │   └── DiagnosticError                an LLVM error diagnostic during differentiation
+    └── LibraryError (OSError)             libLLVM / LLVMEnzyme could not be found or loaded
+
+Invalid requests (wrong arity, an activity that does not fit a parameter's type, a
+wrong dtype, ...) raise plain :class:`TypeError` or :class:`ValueError` before any
+native code runs.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CompileError",
+    "DiagnosticError",
+    "EnzymeError",
+    "EnzymePyError",
+    "IRParseError",
+    "IllegalFirstPointerError",
+    "IllegalTypeAnalysisError",
+    "InternalError",
+    "LibraryError",
+    "NoDerivativeError",
+    "NoShadowError",
+    "NoTypeError",
+    "TypeDepthExceededError",
+    "error_class_for",
+]
+
+
+class EnzymePyError(Exception):
+    """Base class of every error raised on purpose by :mod:`enzyme_py`."""
+
+
+class IRParseError(EnzymePyError, ValueError):
+    """LLVM IR text or bitcode did not parse.
+
+    ``message`` is the parser's message; ``line`` the 1-based line of the error in the
+    IR text (``None`` for bitcode or when the parser gave none).
+    """
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        where = f" (line {line})" if line is not None else ""
+        super().__init__(f"LLVM IR did not parse{where}: {message}")
+
+
+class CompileError(EnzymePyError, RuntimeError):
+    """clang, the IR verifier, the optimiser, code generation or the JIT failed.
+
+    ``output`` holds the tool's full output (clang's stderr, the verifier's report).
+    """
+
+    def __init__(self, message: str, output: str = "") -> None:
+        self.message = message
+        self.output = output
+        text = message if not output else f"{message}\n{output.rstrip()}"
+        super().__init__(text)
+
+
+class EnzymeError(EnzymePyError, RuntimeError):
+    """Enzyme reported a problem; no derivative was produced.
+
+    ``message`` is Enzyme's message, ``instruction`` the offending LLVM instruction as
+    text (``None`` when Enzyme named none), ``error_type`` Enzyme's numeric ErrorType
+    (``None`` for an LLVM diagnostic), ``reports`` every report of the failed request.
+    """
+
+    error_type: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        instruction: str | None = None,
+        *,
+        function: str | None = None,
+        reports: tuple[tuple[int | None, str, str | None], ...] = (),
+    ) -> None:
+        self.message = message
+        self.instruction = instruction
+        self.function = function
+        self.reports = reports
+        head = f"Enzyme could not differentiate {function!r}" if function else "Enzyme failed"
+        text = f"{head}: {message.strip()}"
+        if instruction:
+            text += f"\n  at: {instruction.strip()}"
+        if len(reports) > 1:
+            text += f"\n  ({len(reports) - 1} more report(s) in .reports)"
+        super().__init__(text)
+
+
+class NoDerivativeError(EnzymeError):
+    """An instruction or call (e.g. to an undefined external function) has no derivative."""
+
+    error_type = 0
+
+
+class NoShadowError(EnzymeError):
+    """A value needs a shadow (derivative storage) that Enzyme cannot build."""
+
+    error_type = 1
+
+
+class IllegalTypeAnalysisError(EnzymeError):
+    """Type analysis found conflicting types for one value (e.g. used as int and double)."""
+
+    error_type = 2
+
+
+class NoTypeError(EnzymeError):
+    """Type analysis could not deduce a type Enzyme needs (e.g. an untyped memcpy)."""
+
+    error_type = 3
+
+
+class IllegalFirstPointerError(EnzymeError):
+    """Enzyme saw an illegal first pointer."""
+
+    error_type = 4
+
+
+class InternalError(EnzymeError):
+    """Enzyme reported an internal error."""
+
+    error_type = 5
+
+
+class TypeDepthExceededError(EnzymeError):
+    """A type tree grew deeper than Enzyme's limit (``EnzymeMaxTypeDepth``)."""
+
+    error_type = 6
+
+
+class DiagnosticError(EnzymeError):
+    """LLVM emitted an error diagnostic while the derivative was being built."""
+
+
+class LibraryError(EnzymePyError, OSError):
+    """libLLVM-N or LLVMEnzyme-N could not be found, loaded or checked."""
+
+
+_BY_TYPE: dict[int, type[EnzymeError]] = {
+    cls.error_type: cls
+    for cls in (
+        NoDerivativeError,
+        NoShadowError,
+        IllegalTypeAnalysisError,
+        NoTypeError,
+        IllegalFirstPointerError,
+        InternalError,
+        TypeDepthExceededError,
+    )
+}
+
+
+def error_class_for(error_type: int | None) -> type[EnzymeError]:
+    """The :class:`EnzymeError` subclass for Enzyme's numeric ErrorType.
+
+    ``None`` (an LLVM diagnostic) gives :class:`DiagnosticError`; an unknown number
+    gives :class:`EnzymeError` itself.
+
+    >>> error_class_for(0).__name__
+    'NoDerivativeError'
+    """
+    if error_type is None:
+        return DiagnosticError
+    return _BY_TYPE.get(error_type, EnzymeError)
