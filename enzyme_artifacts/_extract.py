@@ -55,6 +55,8 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
         parts = name.split("/")
         if ".." in parts:
             raise _refuse(archive, raw, "contains '..'")
+        if any(part in ("", ".") for part in parts):
+            raise _refuse(archive, raw, "has an empty or '.' path component")
         if "\0" in name:
             raise _refuse(archive, raw, "contains a NUL byte")
         for i in range(1, len(parts)):

@@ -56,6 +56,8 @@ GOOD = reg("lib/LLVMEnzyme-15.so", b"plugin")
         ([GOOD, special("lib/fifo", tarfile.FIFOTYPE)], "device, FIFO"),
         ([GOOD, GOOD], "appears twice"),
         ([reg("lib/a/b"), reg("lib/a")], "both a file and the folder"),
+        ([GOOD, reg("lib/.")], "'.' path component"),
+        ([GOOD, reg("lib//x")], "'.' path component"),
     ],
 )
 def test_unsafe_members_refused_and_nothing_extracted(tmp_path: Path, members: list, why: str) -> None:

@@ -1,0 +1,155 @@
+"""Result rows, the printed table and the JSON file.
+
+A :class:`Row` is one (problem, tool, thread setting). Times are seconds per call (medians);
+``None`` means not applicable or not measured. Ratios are filled in by :func:`add_ratios` once all
+rows exist: ``gradient_over_hand`` divides by the ``hand`` row of the same problem measured with
+one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FAILED",
+    "STATUSES",
+    "Row",
+    "add_ratios",
+    "format_table",
+    "write_json",
+]
+
+STATUSES = ("ok", "mismatch", "error", "crashed", "timeout", "not installed", "unavailable",
+            "skipped")
+"""``ok`` measured; ``mismatch`` gradient disagrees with the hand-written adjoint (not timed);
+``error`` the tool raised; ``crashed`` the child died (e.g. a signal); ``timeout`` the child ran
+too long; ``not installed`` a required package is missing; ``unavailable`` the tool's external
+requirement (compiler, plugin) is missing; ``skipped`` the tool is known not to handle the problem
+in reasonable time (the reason is in the message)."""
+
+FAILED = frozenset({"mismatch", "error", "crashed", "timeout"})
+"""Statuses that make the run fail (exit status 1)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measurement. See the module docstring and README for the meaning of each field."""
+
+    problem: str
+    tool: str
+    threads: str  # "1" or "default"
+    size: int
+    status: str
+    message: str | None = None
+    primal_s: float | None = None
+    gradient_s: float | None = None
+    gradient_over_primal: float | None = None
+    gradient_over_hand: float | None = None
+    first_gradient_s: float | None = None
+    call_latency_s: float | None = None
+    import_s: float | None = None
+    peak_rss_mib: float | None = None
+    max_rel_error: float | None = None
+    repeats: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN and infinities become ``None``)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Row:
+        """The row back from :meth:`to_json` output (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def add_ratios(rows: Iterable[Row]) -> list[Row]:
+    """Fill ``gradient_over_primal`` and ``gradient_over_hand``."""
+    rows = list(rows)
+    hand = {
+        r.problem: r.gradient_s
+        for r in rows
+        if r.tool == "hand" and r.threads == "1" and r.status == "ok"
+    }
+    out = []
+    for r in rows:
+        gp = r.gradient_s / r.primal_s if r.gradient_s and r.primal_s else None
+        h = hand.get(r.problem)
+        gh = r.gradient_s / h if r.gradient_s and h else None
+        out.append(dataclasses.replace(r, gradient_over_primal=gp, gradient_over_hand=gh))
+    return out
+
+
+def _time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _err(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+HEADER = ("problem", "tool", "threads", "primal", "gradient", "grad/primal", "grad/hand",
+          "first grad", "latency", "import", "peak RSS", "rel err", "status")
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table; failed rows carry their message below the table."""
+    lines = [HEADER]
+    notes = []
+    for r in rows:
+        status = r.status if r.status == "ok" else f"**{r.status.upper()}**" if (
+            r.status in FAILED) else r.status
+        if r.message and r.status != "ok":
+            notes.append(f"- {r.problem} {r.tool} ({r.threads} thr): {r.status}: {r.message}")
+        lines.append((
+            r.problem,
+            r.tool,
+            r.threads,
+            _time(r.primal_s),
+            _time(r.gradient_s),
+            _ratio(r.gradient_over_primal),
+            _ratio(r.gradient_over_hand),
+            _time(r.first_gradient_s),
+            _time(r.call_latency_s),
+            _time(r.import_s),
+            "-" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.0f} MiB",
+            _err(r.max_rel_error),
+            status,
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    text = [fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    text += [fmt(line) for line in lines[1:]]
+    if notes:
+        text += ["", *notes]
+    return "\n".join(text)
+
+
+def write_json(rows: Sequence[Row], path: Path) -> None:
+    """Write the rows as a JSON list of objects (see :class:`Row`)."""
+    path.write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n", encoding="utf-8")
