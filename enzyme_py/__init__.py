@@ -7,7 +7,11 @@ imported lazily on first access.
 Environment variables (all ``ENZYME_PY_*``): ``ENZYME_PY_LLVM_VERSION`` (LLVM major),
 ``ENZYME_PY_PIPELINE`` (pass pipeline after Enzyme), ``ENZYME_PY_HOST_CPU`` (target the
 host CPU), ``ENZYME_PY_CLANG`` (clang for :meth:`Module.from_c`), ``ENZYME_PY_CACHE_SIZE``
-(compiled derivatives kept loaded after their modules are closed, default 64).
+(compiled derivatives kept loaded after their modules are closed, default 64),
+``ENZYME_PY_ISOLATE`` / ``ENZYME_PY_ISOLATE_TIMEOUT`` (compile in a child worker:
+:mod:`enzyme_py.isolation`), ``ENZYME_PY_DISK_CACHE``, ``ENZYME_PY_CACHE_DIR``,
+``ENZYME_PY_CACHE_MAX_BYTES`` (the on-disk cache of compiled derivatives:
+:mod:`enzyme_py.diskcache`; ``python -m enzyme_py cache info|clear``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "Active",
+    "BatchDuplicated",
+    "BatchDuplicatedNoNeed",
     "CompileError",
     "Const",
     "DiagnosticError",
     "Duplicated",
     "DuplicatedNoNeed",
+    "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
     "Forward",
@@ -38,13 +45,27 @@ __all__ = [
     "NoShadowError",
     "NoTypeError",
     "Reverse",
+    "ReverseSplitNoPrimal",
+    "ReverseSplitWithPrimal",
     "ReverseWithPrimal",
+    "TapeError",
     "TypeDepthExceededError",
     "autodiff",
+    "autodiff_thunk",
     "config",
     "errors",
     "gradient",
+    "hvp",
+    "hvp_and_gradient",
+    "inactive",
+    "isolated",
+    "jacobian",
+    "jit",
     "make_zero",
+    "set_fast_math",
+    "set_runtime_activity",
+    "set_strong_zero",
+    "with_derivative",
 ]
 
 _WHERE = {
@@ -62,17 +83,43 @@ _WHERE = {
     "make_zero": "activity",
     "autodiff": "api",
     "gradient": "api",
+    "jit": "decorator",
+    "isolated": "isolation",
+    "BatchDuplicated": "activity",
+    "BatchDuplicatedNoNeed": "activity",
+    "ReverseSplitNoPrimal": "modes",
+    "ReverseSplitWithPrimal": "modes",
+    "set_fast_math": "modes",
+    "set_runtime_activity": "modes",
+    "set_strong_zero": "modes",
+    "autodiff_thunk": "split",
+    "hvp": "derivatives",
+    "hvp_and_gradient": "derivatives",
+    "jacobian": "derivatives",
+    "inactive": "rules",
+    "with_derivative": "rules",
 }
 _MODULES = {"errors", "config"}
 _ERRORS = {n for n in __all__ if n.endswith("Error")}
 
 if TYPE_CHECKING:
     from . import config, errors
-    from .activity import Active, Const, Duplicated, DuplicatedNoNeed, make_zero
+    from .activity import (
+        Active,
+        BatchDuplicated,
+        BatchDuplicatedNoNeed,
+        Const,
+        Duplicated,
+        DuplicatedNoNeed,
+        make_zero,
+    )
     from .api import autodiff, gradient
+    from .decorator import jit
+    from .derivatives import hvp, hvp_and_gradient, jacobian
     from .errors import (
         CompileError,
         DiagnosticError,
+        EnzymeCrashError,
         EnzymeError,
         EnzymePyError,
         IllegalFirstPointerError,
@@ -83,10 +130,25 @@ if TYPE_CHECKING:
         NoDerivativeError,
         NoShadowError,
         NoTypeError,
+        TapeError,
         TypeDepthExceededError,
     )
-    from .modes import Forward, ForwardWithPrimal, Mode, Reverse, ReverseWithPrimal
+    from .isolation import isolated
+    from .modes import (
+        Forward,
+        ForwardWithPrimal,
+        Mode,
+        Reverse,
+        ReverseSplitNoPrimal,
+        ReverseSplitWithPrimal,
+        ReverseWithPrimal,
+        set_fast_math,
+        set_runtime_activity,
+        set_strong_zero,
+    )
     from .module import Function, Module
+    from .rules import inactive, with_derivative
+    from .split import autodiff_thunk
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .jit import LoadedCode
+from .loader import LoadedCode
 
 __all__ = ["acquire", "clear", "release", "stats"]
 

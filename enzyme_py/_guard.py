@@ -181,7 +181,7 @@ def build_guard(
     from ._refs import ContextRef, MemoryBufferRef, ModuleRef, ResourceTrackerRef
     from .compiler import _emit, host_target_machine, prepare_module
     from .errors import LibraryError
-    from .jit import _get_jit
+    from .loader import _get_jit
 
     x86_64 = platform.machine().lower() in ("x86_64", "amd64")
     text = "\n".join(

@@ -249,20 +249,40 @@ def _check_profile(enzyme: ctypes.CDLL, path: Path, capi: str) -> None:
             )
 
 
-def native() -> Native:
+def _major_mismatch(loaded: int, needed: int, needed_by: str, where: str) -> LibraryError:
+    return LibraryError(
+        f"{needed_by} needs LLVM {needed}, but {where} LLVM {loaded}; the libLLVM and "
+        f"LLVMEnzyme used must be the major of the IR's producer. Unset ENZYME_PY_LLVM_VERSION "
+        f"or set it to {needed} (in a fresh process), or install a producer built on LLVM {loaded}"
+    )
+
+
+def native(llvm_major: int | None = None, *, needed_by: str = "this code") -> Native:
     """Load and check the native libraries on first use; the same object afterwards.
+
+    *llvm_major*: the LLVM major the caller's IR needs (the numba bridge passes llvmlite's;
+    *needed_by* names that producer in messages).  When nothing is loaded yet, that major is
+    loaded; when another major is loaded, or ``ENZYME_PY_LLVM_VERSION`` asks for another,
+    :class:`~enzyme_py.errors.LibraryError` names both.
 
     Raises :class:`~enzyme_py.errors.LibraryError` (wrapping enzyme_artifacts' errors)
     when the libraries cannot be found, loaded or checked.
     """
     global _native
     if _native is not None:
+        if llvm_major is not None and _native.llvm_major != llvm_major:
+            where = f"this process already loaded {_native.llvm_path}, which is"
+            raise _major_mismatch(_native.llvm_major, llvm_major, needed_by, where)
         return _native
     with LOCK:
         if _native is not None:
-            return _native
+            return native(llvm_major, needed_by=needed_by)
+        requested = _llvm_major()
+        if llvm_major is not None and requested is not None and requested != llvm_major:
+            where = "ENZYME_PY_LLVM_VERSION asks for"
+            raise _major_mismatch(requested, llvm_major, needed_by, where)
         try:
-            resolved = _resolve(_llvm_major())
+            resolved = _resolve(requested if llvm_major is None else llvm_major)
         except LibraryError:
             raise
         except Exception as e:  # enzyme_artifacts' errors, OSError, ...

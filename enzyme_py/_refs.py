@@ -21,6 +21,7 @@ _is_finalizing = sys.is_finalizing
 
 __all__ = [
     "BuilderRef",
+    "Closing",
     "ContextRef",
     "EnzymeLogicRef",
     "LLJITRef",
@@ -36,7 +37,30 @@ __all__ = [
 ]
 
 
-class ObjectRef:
+class Closing:
+    """Mixin for owners of native state: a context manager and a finaliser around
+    ``close()``, which must be idempotent.  The finaliser does nothing at interpreter
+    shutdown, when the libraries it would call into may already be gone."""
+
+    __slots__ = ()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if _is_finalizing is None or _is_finalizing():
+            return
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class ObjectRef(Closing):
     """Base of the owning wrappers; subclasses name the C function that frees the handle."""
 
     _kind: ClassVar[str] = "handle"
@@ -86,18 +110,6 @@ class ObjectRef:
         self._handle = None
         self._keep = None
         return h
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if _is_finalizing is None or _is_finalizing():
-            return
-        with contextlib.suppress(Exception):
-            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._handle is None else hex(self._handle)

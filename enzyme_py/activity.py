@@ -10,8 +10,11 @@
 * ``DuplicatedNoNeed(x, dx)``: like ``Duplicated`` when the primal result in ``x`` is not
   needed afterwards (Enzyme may skip computing it).
 
+* ``BatchDuplicated(x, (dx1, ..., dxN))`` / ``BatchDuplicatedNoNeed``: ``N`` shadows at
+  once (vector mode).
+
 As a *return* activity the class itself is passed: ``Active``, ``Const``, ``Duplicated``,
-``DuplicatedNoNeed``.
+``DuplicatedNoNeed``, ``BatchDuplicated``, ``BatchDuplicatedNoNeed``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Active", "Annotation", "Const", "Duplicated", "DuplicatedNoNeed", "make_zero"]
+__all__ = [
+    "Active",
+    "Annotation",
+    "BatchDuplicated",
+    "BatchDuplicatedNoNeed",
+    "Const",
+    "Duplicated",
+    "DuplicatedNoNeed",
+    "make_zero",
+]
 
 
 class Annotation:
@@ -61,6 +73,39 @@ class Duplicated(Annotation):
 @dataclass(frozen=True, eq=False)
 class DuplicatedNoNeed(Duplicated):
     """Like :class:`Duplicated`, when the primal result is not needed afterwards."""
+
+
+@dataclass(frozen=True, eq=False)
+class BatchDuplicated(Annotation):
+    """A value with ``N`` shadows (Enzyme's vector mode, width ``N = len(dvals)``): an
+    array with ``N`` same-shape, same-dtype shadow arrays, or (forward mode) a float
+    scalar with ``N`` tangents.  One call computes ``N`` directional derivatives (forward)
+    or accumulates ``N`` adjoints (reverse).  Every batched argument of one call must have
+    the same width.  ``dvals`` is stored as a tuple."""
+
+    val: Any
+    dvals: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dvals, (list, tuple)):
+            object.__setattr__(self, "dvals", tuple(self.dvals))
+        else:
+            raise TypeError(
+                f"{type(self).__name__}(x, dvals): dvals must be a tuple of shadows "
+                f"(one per batch lane), got {type(self.dvals).__name__}"
+            )
+        if not self.dvals:
+            raise ValueError(f"{type(self).__name__}: dvals is empty; the width must be >= 1")
+
+    @property
+    def width(self) -> int:
+        """The number of shadows."""
+        return len(self.dvals)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchDuplicatedNoNeed(BatchDuplicated):
+    """Like :class:`BatchDuplicated`, when the primal result is not needed afterwards."""
 
 
 def make_zero(x: Any) -> Any:

@@ -1,5 +1,5 @@
 """``autodiff`` and ``gradient``, as in Enzyme.jl, over :mod:`enzyme_py.compiler` and
-:mod:`enzyme_py.jit`.
+:mod:`enzyme_py.loader`.
 
 Every request is validated here, completely, before any native code runs: arity, each
 activity against its parameter's LLVM type, the return activity against the return
@@ -16,17 +16,29 @@ from typing import Any
 
 import numpy as np
 
+from . import _fastpath as _fast
+from ._batch import batch_argument, batch_width, lanes
 from ._ffi.enzyme import DiffeType
 from ._irtypes import DTYPES, KIND_OF_DTYPE, ValueType
-from .activity import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .activity import (
+    Active,
+    Annotation,
+    BatchDuplicated,
+    BatchDuplicatedNoNeed,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+)
 from .compiler import FORWARD, PRIMAL, REVERSE, ArgPlan, Plan
-from .jit import LoadedCode
+from .loader import LoadedCode
 from .modes import Mode, Reverse
 from .module import Function
 
 __all__ = ["autodiff", "call_primal", "gradient", "prepare"]
 
 _RETURN_ACTIVITIES = (Active, Const, Duplicated, DuplicatedNoNeed)
+#: A batched return activity is the plain one at the request's width.
+_UNBATCHED = {BatchDuplicated: Duplicated, BatchDuplicatedNoNeed: DuplicatedNoNeed}
 _INT_RANGES = {
     "i1": (0, 1),
     "i8": (-(2**7), 2**8 - 1),
@@ -124,7 +136,8 @@ def _address(arr: np.ndarray[Any, Any]) -> int:
 def _check_function(f: Any) -> Function:
     if not isinstance(f, Function):
         raise TypeError(
-            f"expected an enzyme_py Function (Module.function(name)), got {type(f).__name__}"
+            "expected an enzyme_py Function (Module.function(name)) or a Python function, "
+            f"got {type(f).__name__}"
         )
     f.module._handle()
     return f
@@ -145,6 +158,7 @@ def prepare(mode: Mode | None, f: Function, ret: Any, args: Sequence[Any]) -> Pr
             f"{len(args)} given"
         )
     reverse = mode is not None and mode.reverse
+    width = 1 if mode is None else batch_width(args, ret, f.name)
     values: list[Any] = []
     keep: list[Any] = []
     shadows: list[Any] = []
@@ -171,6 +185,20 @@ def prepare(mode: Mode | None, f: Function, ret: Any, args: Sequence[Any]) -> Pr
                 )
             values.append(_scalar(ann.val, p, what))
             plans.append(ArgPlan(p.kind, None, DiffeType.OUT_DIFF))
+        elif isinstance(ann, BatchDuplicated):
+            bvals, bkeep, (bkind, belem, bact) = batch_argument(
+                ann,
+                p,
+                what,
+                reverse=reverse,
+                element_kind=_element_kind,
+                writable=lambda arr, w, ro=ro: _writable(arr, ro, w),
+                shadow=_shadow,
+                address=_address,
+            )
+            values += bvals
+            keep += bkeep
+            plans.append(ArgPlan(bkind, belem, bact))
         elif isinstance(ann, Duplicated):
             act = DiffeType.DUP_NONEED if isinstance(ann, DuplicatedNoNeed) else DiffeType.DUP_ARG
             if p.is_pointer:
@@ -206,10 +234,12 @@ def prepare(mode: Mode | None, f: Function, ret: Any, args: Sequence[Any]) -> Pr
             raise TypeError(f"{f.name} returns {r.text}, which cannot be returned to Python")
         plan = Plan(f.name, PRIMAL, True, tuple(plans), r.kind, DiffeType.CONSTANT)
         return Prepared(plan, tuple(values), tuple(keep), tuple(shadows))
+    ret = _UNBATCHED.get(ret, ret)
     if not (isinstance(ret, type) and issubclass(ret, Annotation)) or ret not in _RETURN_ACTIVITIES:
         raise TypeError(
             "the return activity must be one of the classes Active, Const, Duplicated, "
-            f"DuplicatedNoNeed (the class itself), got {ret!r}"
+            "DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed (the class itself), "
+            f"got {ret!r}"
         )
     if r.kind == "unsupported" or (r.is_pointer and ret is not Const):
         raise TypeError(f"{f.name} returns {r.text}; only Const fits that return type")
@@ -236,7 +266,16 @@ def prepare(mode: Mode | None, f: Function, ret: Any, args: Sequence[Any]) -> Pr
         else:
             ret_act = DiffeType.DUP_ARG if mode.with_primal else DiffeType.DUP_NONEED
     plan = Plan(
-        f.name, REVERSE if reverse else FORWARD, mode.with_primal, tuple(plans), r.kind, ret_act
+        f.name,
+        REVERSE if reverse else FORWARD,
+        mode.with_primal,
+        tuple(plans),
+        r.kind,
+        ret_act,
+        width=width,
+        runtime_activity=mode.runtime_activity,
+        strong_zero=mode.strong_zero,
+        fast_math=mode.fast_math,
     )
     return Prepared(plan, tuple(values), tuple(keep), tuple(shadows))
 
@@ -258,9 +297,14 @@ def _run(code: LoadedCode, values: Sequence[Any]) -> dict[str, Any]:
 
 def call_primal(f: Function, args: Sequence[Any]) -> Any:
     """Run ``f`` itself (compiled once per argument dtypes)."""
+    hit = _fast.fast_primal(f, args)
+    if hit is not _fast.MISS:
+        return hit
     prep = prepare(None, f, None, args)
     code = f.module._compiled(prep.plan)
-    return _run(code, prep.values).get("primal")
+    result = _run(code, prep.values).get("primal")
+    _fast.remember("primal", None, f, None, args, code)
+    return result
 
 
 def _split(args: tuple[Any, ...]) -> tuple[Mode, Any, Any, tuple[Any, ...]]:
@@ -290,17 +334,40 @@ def autodiff(*args: Any) -> tuple[Any, ...]:
     >>> ez.autodiff(ez.Reverse, f, ez.Active, ez.Active(3.0))  # doctest: +SKIP
     ((6.0,),)
     """
+    if len(args) > 2 and type(args[1]) is Function and type(args[0]) is Mode:
+        hit = _fast.fast_autodiff(args[0], args[1], args[2], args[3:])
+        if hit is not _fast.MISS:
+            return hit
+    elif args and type(args[0]) is Function:  # autodiff(f, *args): Reverse, Active return
+        hit = _fast.fast_autodiff(Reverse, args[0], Active, args[1:])
+        if hit is not _fast.MISS:
+            return hit
     mode, f, ret, rest = _split(args)
+    if not isinstance(f, Function) and callable(f):  # a Python function: the numba bridge
+        hit = _fast.fast_python_autodiff(mode, f, ret, rest)
+        if hit is not _fast.MISS:
+            return hit
+        from ._numba._dispatch import autodiff_python
+
+        return autodiff_python(mode, f, ret, rest)
+    if mode.split:
+        raise TypeError(
+            f"{mode!r} is for autodiff_thunk(mode, f, ReturnActivity, *argtypes); "
+            "use Reverse or ReverseWithPrimal with autodiff"
+        )
     prep = prepare(mode, f, ret, rest)
     code = f.module._compiled(prep.plan)
     got = _run(code, prep.values)
+    _fast.remember("autodiff", mode, f, ret, rest, code)
     primal = got.get("primal")
+    width = prep.plan.width
+    batched = any(isinstance(a, BatchDuplicated) for a in rest)
     if mode.reverse:
-        derivs = tuple(got.get(f"d{i}") for i in range(len(rest)))
+        derivs = tuple(lanes(got, f"d{i}", width, batched) for i in range(len(rest)))
         return (derivs, primal) if mode.with_primal else (derivs,)
     out: tuple[Any, ...] = ()
-    if "dret" in got:
-        out = (got["dret"],)
+    if "dret" in got or "dret@0" in got:
+        out = (lanes(got, "dret", width, batched),)
     if mode.with_primal:
         out += (primal,)
     return out
@@ -322,6 +389,16 @@ def gradient(*args: Any) -> tuple[Any, ...]:
             raise TypeError("gradient supports Reverse and ReverseWithPrimal only")
     else:
         mode, f, xs = Reverse, args[0], args[1:]
+    if not isinstance(f, Function) and callable(f):  # a Python function: the numba bridge
+        hit = _fast.fast_python_gradient(mode, f, xs)
+        if hit is not _fast.MISS:
+            return hit
+        from ._numba._dispatch import gradient_python
+
+        return gradient_python(mode, f, xs)
+    hit = _fast.fast_gradient(mode, f, xs) if type(f) is Function else _fast.MISS
+    if hit is not _fast.MISS:
+        return hit
     f = _check_function(f)
     sig = f.llvm_signature
     if not sig.ret.is_float:
@@ -344,6 +421,7 @@ def gradient(*args: Any) -> tuple[Any, ...]:
         else:
             annotated.append(Const(x))
     res = autodiff(mode, f, Active, *annotated)
+    _fast.remember_gradient(mode, f, xs, annotated)
     derivs = res[0]
     grads = tuple(
         a.dval if isinstance(a, Duplicated) else (d if isinstance(a, Active) else None)

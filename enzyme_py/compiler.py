@@ -11,12 +11,14 @@ Pipeline (all under the LLVM lock, in a fresh LLVM context that is discarded aft
             -> every other definition internal; load/store alignment clamped to
                ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped
             -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``)
-               for the host CPU -> object code  => :class:`CompiledCode`
+               for the host CPU (tuned per ``options().tune_cpu``) -> object code
+               (code generator level 0 for small straight-line code; see
+               :mod:`enzyme_py._tuning`)  => :class:`CompiledCode`
 
 Any Enzyme ``CustomErrorHandler`` call or LLVM error diagnostic during a request makes it
 fail with the matching :class:`~enzyme_py.errors.EnzymeError`; nothing is returned.
 :class:`CompiledCode` is plain data (bytes and strings), so it can be cached on disk or
-produced in another process; :mod:`enzyme_py.jit` loads it.
+produced in another process; :mod:`enzyme_py.loader` loads it.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ import ctypes
 import hashlib
 import itertools
 import os
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from . import config
 from ._ffi.enzyme import CFnTypeInfo, ConcreteType, DiffeType, DiffRequest, IntList
 from ._ffi.llvm import Linkage, Opcode, TypeKind
 from ._irtypes import read_type
 from ._library import LOCK, Native, Report, collecting, error_message, native, take_message
+from ._llvm_extra import bind_extra, set_fast_math
 from ._refs import (
     BuilderRef,
     ContextRef,
@@ -44,6 +49,7 @@ from ._refs import (
     TypeAnalysisRef,
     TypeTreeRef,
 )
+from ._tuning import apply_tuning, emit_level
 from .errors import CompileError, IRParseError, error_class_for
 
 __all__ = [
@@ -63,6 +69,11 @@ __all__ = [
 PRIMAL = "primal"
 REVERSE = "reverse"
 FORWARD = "forward"
+#: Hessian-vector product: forward mode over the reverse-mode gradient, in one module.
+HVP = "hvp"
+#: Split reverse mode: an augmented forward entry point (returns the tape) and a reverse
+#: entry point ``<symbol>_reverse`` (consumes it), in one object.
+SPLIT = "split"
 
 _ELEMENT_CT = {
     "f64": ConcreteType.DOUBLE,
@@ -91,6 +102,11 @@ class Plan:
 
     ``ret_activity`` is a :class:`DiffeType` (Active return = OUT_DIFF, reverse only);
     ``with_primal`` asks for the primal return value too.
+
+    ``width``: Enzyme's vector width (batched shadows are ``[width x T]`` arrays, passed
+    to the entry point by pointer); ``runtime_activity``, ``strong_zero``, ``fast_math``:
+    the mode flags (see :class:`enzyme_py.Mode`).  ``extra`` carries what the modes of
+    :mod:`enzyme_py._parity_compile` need (``hvp``, ``split``); empty otherwise.
     """
 
     function: str
@@ -99,6 +115,11 @@ class Plan:
     args: tuple[ArgPlan, ...]
     ret_kind: str
     ret_activity: int
+    width: int = 1
+    runtime_activity: bool = False
+    strong_zero: bool = False
+    fast_math: bool = True
+    extra: tuple[tuple[str, object], ...] = ()
 
     def key(self) -> str:
         return repr(self)
@@ -126,23 +147,28 @@ class CompiledCode:
 
 
 _counter = itertools.count()
+#: Random per process: entry-point symbols stay unique when object code compiled by
+#: another process (an isolation worker, the disk cache) is loaded here.
+_PROCESS_TOKEN = secrets.token_hex(4)
 
 
 # --------------------------------------------------------------------------- target
 
 
-_tm: TargetMachineRef | None = None
-_tm_key: tuple[bool, int] | None = None
+#: (host_cpu, codegen level) -> target machine; created once each, kept for the process.
+_tms: dict[tuple[bool, int], TargetMachineRef] = {}
 
 
-def host_target_machine() -> TargetMachineRef:
+def host_target_machine(codegen_level: int | None = None) -> TargetMachineRef:
     """The process's target machine (host triple; host CPU and features unless
-    ``options().host_cpu`` is false).  Call under the LLVM lock."""
-    global _tm, _tm_key
+    ``options().host_cpu`` is false) for ``codegen_level`` (default
+    ``options().codegen_level``).  Call under the LLVM lock."""
     opts = config.options()
     host = opts.host_cpu
-    if _tm is not None and _tm_key == (host, opts.codegen_level):
-        return _tm
+    level = opts.codegen_level if codegen_level is None else codegen_level
+    cached = _tms.get((host, level))
+    if cached is not None:
+        return cached
     nat = native()
     lib = nat.llvm
     target = ctypes.c_void_p()
@@ -153,13 +179,9 @@ def host_target_machine() -> TargetMachineRef:
         raise CompileError(f"LLVM has no target for {nat.triple}: {msg}")
     cpu = nat.cpu.encode() if host else b"generic"
     features = nat.features.encode() if host else b""
-    tm = lib.LLVMCreateTargetMachine(target, triple, cpu, features, opts.codegen_level, 2, 0)
-    old = _tm
-    _tm = TargetMachineRef(tm)
-    _tm_key = (host, opts.codegen_level)
-    if old is not None:
-        old.close()
-    return _tm
+    tm = TargetMachineRef(lib.LLVMCreateTargetMachine(target, triple, cpu, features, level, 2, 0))
+    _tms[(host, level)] = tm
+    return tm
 
 
 def prepare_module(nat: Native, module: int, tm: TargetMachineRef) -> None:
@@ -250,14 +272,21 @@ def _type_tree(kind: str, elem: str | None, ctx: ContextRef, trees: list[TypeTre
     return tree.handle
 
 
-def _differentiate(nat: Native, ctx: ContextRef, fn: int, plan: Plan) -> tuple[bool, int]:
+def _differentiate(
+    nat: Native, ctx: ContextRef, fn: int, plan: Plan, create: Any = None
+) -> tuple[bool, int]:
     """Ask Enzyme for the derivative of ``fn``: ``(completed, new function)``.
+
+    ``create(call, request) -> (completed, function)`` replaces the profile's
+    ``create_reverse``/``create_forward`` (split mode calls two entry points with the same
+    logic and type analysis).  ``plan.extra`` may carry ``("overwritten", flags)``.
 
     ``completed`` is False when an error handler jumped out of Enzyme; the logic and
     type analysis are then abandoned (leaked) and the caller must abandon the context.
     """
     trees: list[TypeTreeRef] = []
     n = len(plan.args)
+    over = dict(plan.extra).get("overwritten")  # split mode: one flag per argument
     logic = EnzymeLogicRef.create(False)
     ta = TypeAnalysisRef.create(logic)
     completed = False
@@ -279,9 +308,16 @@ def _differentiate(nat: Native, ctx: ContextRef, fn: int, plan: Plan) -> tuple[b
             type_analysis=ta.handle,
             return_primal=plan.with_primal and plan.ret_kind != "void",
             type_info=info,
-            overwritten=(False,) * n,
+            overwritten=tuple(over) if isinstance(over, tuple) else (False,) * n,
+            runtime_activity=plan.runtime_activity,
+            strong_zero=plan.strong_zero,
+            width=plan.width,
         )
-        create = nat.profile.create_reverse if plan.mode == REVERSE else nat.profile.create_forward
+        set_fast_math(nat, plan.fast_math)
+        if create is None:
+            create = (
+                nat.profile.create_reverse if plan.mode == REVERSE else nat.profile.create_forward
+            )
         completed, result = create(nat.call_enzyme, request)
         if completed:
             nat.enzyme.EnzymeLogicErasePreprocessedFunctions(logic.handle)
@@ -322,39 +358,67 @@ def _struct_offsets(kinds: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(offsets)
 
 
+def _leaves(lib: ctypes.CDLL, ty: int, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], int]]:
+    """The scalar leaves of a (possibly nested struct/array) type: (index path, type)."""
+    kind = lib.LLVMGetTypeKind(ty)
+    if kind == TypeKind.STRUCT:
+        out: list[tuple[tuple[int, ...], int]] = []
+        for i in range(lib.LLVMCountStructElementTypes(ty)):
+            out += _leaves(lib, lib.LLVMStructGetTypeAtIndex(ty, i), path + (i,))
+        return out
+    if kind == TypeKind.ARRAY:
+        elem = lib.LLVMGetElementType(ty)
+        out = []
+        for i in range(lib.LLVMGetArrayLength(ty)):
+            out += _leaves(lib, elem, path + (i,))
+        return out
+    return [(path, ty)]
+
+
+def _extract(lib: ctypes.CDLL, b: int, value: int, path: tuple[int, ...]) -> int:
+    for i in path:
+        value = lib.LLVMBuildExtractValue(b, value, i, b"")
+    return value
+
+
 def _entry_point(
     nat: Native, ctx: ContextRef, module: int, target: int, symbol: str, *, seeded: bool = False
 ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
-    """Build ``symbol``, a C-ABI function calling ``target``: same parameters; a scalar
-    return is returned as is, an aggregate is written through a trailing out-pointer.
+    """Build ``symbol``, a C-ABI function calling ``target``: same scalar parameters; an
+    array parameter (a vector-mode shadow ``[w x T]``) is taken by pointer and loaded; a
+    scalar return is returned as is, any aggregate is flattened to its scalar leaves and
+    written through a trailing out-pointer.
 
     ``seeded``: ``target``'s last parameter is the seed of an Active return; the entry
-    point does not take it and passes 1.0 (one argument less to convert per call).
+    point does not take it and passes 1.0 (in every lane in vector mode).
     """
-    lib = nat.llvm
+    lib = bind_extra(nat.llvm)
     fty = lib.LLVMGlobalGetValueType(target)
     n_target = lib.LLVMCountParamTypes(fty)
     ptys = (ctypes.c_void_p * (n_target + 1))()
     lib.LLVMGetParamTypes(fty, ptys)
     n = n_target - 1 if seeded else n_target
     seed_type = ptys[n] if seeded else None
-    params = [_kind_of(nat, ptys[i]) for i in range(n)]
+    arrays: dict[int, int] = {}
+    params: list[str] = []
+    for i in range(n):
+        if lib.LLVMGetTypeKind(ptys[i]) == TypeKind.ARRAY:
+            arrays[i] = ptys[i]
+            ptys[i] = lib.LLVMPointerType(ptys[i], 0)
+            params.append("ptr")
+        else:
+            params.append(_kind_of(nat, ptys[i]))
     rty = lib.LLVMGetReturnType(fty)
     rkind = lib.LLVMGetTypeKind(rty)
-    fields: tuple[int, ...] = ()
-    if rkind == TypeKind.STRUCT:
-        m = lib.LLVMCountStructElementTypes(rty)
-        fields = tuple(lib.LLVMStructGetTypeAtIndex(rty, i) for i in range(m))
+    leaves = [] if rkind == TypeKind.VOID else _leaves(lib, rty)
     i8 = lib.LLVMInt8TypeInContext(ctx.handle)
     out_kinds: tuple[str, ...] = ()
-    if rkind == TypeKind.VOID:
+    if rkind == TypeKind.VOID or not leaves:
         result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
-    elif rkind != TypeKind.STRUCT:
-        result, wrapper_ret = _kind_of(nat, rty), rty
-    elif len(fields) == 1:
-        result, wrapper_ret = _kind_of(nat, fields[0]), fields[0]
+    elif len(leaves) == 1:
+        result, wrapper_ret = _kind_of(nat, leaves[0][1]), leaves[0][1]
     else:
-        out_kinds = tuple(_kind_of(nat, f) for f in fields)
+        out_kinds = tuple(_kind_of(nat, t) for _, t in leaves)
         result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
         ptys[n] = lib.LLVMPointerType(i8, 0)
     nparams = n + (1 if out_kinds else 0)
@@ -363,22 +427,31 @@ def _entry_point(
     with BuilderRef(lib.LLVMCreateBuilderInContext(ctx.handle)) as b:
         block = lib.LLVMAppendBasicBlockInContext(ctx.handle, wrapper, b"entry")
         lib.LLVMPositionBuilderAtEnd(b.handle, block)
-        values = [lib.LLVMGetParam(wrapper, i) for i in range(n)]
+        values = []
+        for i in range(n):
+            v = lib.LLVMGetParam(wrapper, i)
+            if i in arrays:
+                v = lib.LLVMBuildLoad2(b.handle, arrays[i], v, b"")
+            values.append(v)
         if seeded:
-            values.append(lib.LLVMConstReal(seed_type, 1.0))
+            if lib.LLVMGetTypeKind(seed_type) == TypeKind.ARRAY:
+                elem = lib.LLVMGetElementType(seed_type)
+                w = lib.LLVMGetArrayLength(seed_type)
+                ones = (ctypes.c_void_p * w)(*[lib.LLVMConstReal(elem, 1.0)] * w)
+                values.append(lib.LLVMConstArray(elem, ones, w))
+            else:
+                values.append(lib.LLVMConstReal(seed_type, 1.0))
         argv = (ctypes.c_void_p * max(n_target, 1))(*values)
         call = lib.LLVMBuildCall2(b.handle, fty, target, argv, n_target, b"")
-        if rkind == TypeKind.VOID:
+        if result == "void" and not out_kinds:
             lib.LLVMBuildRetVoid(b.handle)
-        elif rkind != TypeKind.STRUCT:
-            lib.LLVMBuildRet(b.handle, call)
-        elif len(fields) == 1:
-            lib.LLVMBuildRet(b.handle, lib.LLVMBuildExtractValue(b.handle, call, 0, b""))
+        elif not out_kinds:
+            lib.LLVMBuildRet(b.handle, _extract(lib, b.handle, call, leaves[0][0]))
         else:
             out = lib.LLVMGetParam(wrapper, n)
             i64 = lib.LLVMInt64TypeInContext(ctx.handle)
-            for i, (fty_i, off) in enumerate(zip(fields, _struct_offsets(out_kinds))):
-                value = lib.LLVMBuildExtractValue(b.handle, call, i, b"")
+            for (path, fty_i), off in zip(leaves, _struct_offsets(out_kinds)):
+                value = _extract(lib, b.handle, call, path)
                 idx = (ctypes.c_void_p * 1)(lib.LLVMConstInt(i64, off, 0))
                 slot = lib.LLVMBuildGEP2(b.handle, i8, out, idx, 1, b"")
                 slot = lib.LLVMBuildBitCast(b.handle, slot, lib.LLVMPointerType(fty_i, 0), b"")
@@ -398,7 +471,7 @@ def _finish_module(nat: Native, ctx: ContextRef, module: int, entry: str, max_al
     while fn:
         if not lib.LLVMIsDeclaration(fn):
             name = ctypes.string_at(lib.LLVMGetValueName2(fn, ctypes.byref(size)), size.value)
-            if name != entry_b:
+            if name != entry_b and name != entry_b + b"_reverse":  # split mode's 2nd entry
                 lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
             bb = lib.LLVMGetFirstBasicBlock(fn)
             while bb:
@@ -443,6 +516,10 @@ def _outputs(plan: Plan, result: str, out_fields: tuple[str, ...]) -> tuple[str,
     if plan.mode == PRIMAL:
         if plan.ret_kind != "void":
             names.append("primal")
+    elif plan.mode == SPLIT:  # the augmented forward pass: tape, then the primal
+        names.append("tape")
+        if plan.with_primal and plan.ret_kind != "void":
+            names.append("primal")
     elif plan.mode == FORWARD:
         if plan.with_primal and plan.ret_kind != "void":
             names.append("primal")
@@ -454,6 +531,12 @@ def _outputs(plan: Plan, result: str, out_fields: tuple[str, ...]) -> tuple[str,
         names.extend(
             f"d{i}" for i, a in enumerate(plan.args) if a.activity == DiffeType.OUT_DIFF
         )
+    if plan.width > 1:  # vector mode: every derivative is [width x T], one name per lane
+        names = [
+            n if n == "primal" else f"{n}@{k}"
+            for n in names
+            for k in (range(1) if n == "primal" else range(plan.width))
+        ]
     count = (0 if result == "void" else 1) + len(out_fields)
     if count != len(names):
         raise CompileError(
@@ -470,7 +553,8 @@ def compile_plan(bitcode: bytes, content_hash: str, plan: Plan) -> CompiledCode:
     lib = nat.llvm
     opts = config.options()
     tag = hashlib.sha256(f"{content_hash}|{plan.key()}".encode()).hexdigest()[:16]
-    symbol = f"enzpy_{tag}_{os.getpid()}_{next(_counter)}"
+    # Unique across processes too (code may come from a worker or the disk cache).
+    symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
     with LOCK:
         tm = host_target_machine()
         ctx = ContextRef.create()
@@ -486,7 +570,18 @@ def compile_plan(bitcode: bytes, content_hash: str, plan: Plan) -> CompiledCode:
                     if plan.mode == PRIMAL:
                         target = fn
                     else:
-                        completed, target = _differentiate(nat, ctx, fn, plan)
+                        if plan.mode == HVP:
+                            from ._parity_compile import differentiate_hvp
+
+                            completed, target = differentiate_hvp(nat, ctx, fn, plan, _differentiate)
+                        elif plan.mode == SPLIT:
+                            from ._parity_compile import differentiate_split
+
+                            completed, target = differentiate_split(
+                                nat, ctx, module, fn, plan, symbol, _differentiate, _entry_point
+                            )
+                        else:
+                            completed, target = _differentiate(nat, ctx, fn, plan)
                         if not completed:
                             # Enzyme was abandoned mid-way: its objects may point into
                             # this module and context, so both are abandoned too.
@@ -501,18 +596,22 @@ def compile_plan(bitcode: bytes, content_hash: str, plan: Plan) -> CompiledCode:
                             )
                         dname = f"{symbol}_impl".encode()
                         lib.LLVMSetValueName2(target, dname, len(dname))
-                    seeded = plan.mode == REVERSE and plan.ret_activity == DiffeType.OUT_DIFF
+                    seeded = plan.mode in (REVERSE, HVP) and plan.ret_activity == DiffeType.OUT_DIFF
                     params, result, out_fields = _entry_point(
                         nat, ctx, module, target, symbol, seeded=seeded
                     )
                     outputs = _outputs(plan, result, out_fields)
                     _finish_module(nat, ctx, module, symbol, opts.max_alignment)
+                    if opts.host_cpu:  # host instructions, generic tuning (see _tuning)
+                        apply_tuning(lib, ctx.handle, module, opts.tune_cpu)
                     verify(nat, module, f"derivative of {plan.function!r}")
                     # Drop what the entry point does not reach, then optimise.
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
                     run_pipeline(nat, module, pipeline, tm, loop_transforms=True)
                     raise_for_reports(reports, plan.function)
-                    code = _emit(nat, module, tm)
+                    # Straight-line code: the fast code generator, same speed (see _tuning).
+                    level = emit_level(lib, module, opts.codegen_level)
+                    code = _emit(nat, module, host_target_machine(level))
                     raise_for_reports(reports, plan.function)
                 finally:
                     mod_ref.close()

@@ -14,7 +14,8 @@ also from the built-in exception it resembles, so callers may catch either::
     │   ├── IllegalFirstPointerError       an illegal first pointer was seen
     │   ├── InternalError                  an internal Enzyme error
     │   ├── TypeDepthExceededError         a type tree grew deeper than allowed
-    │   └── DiagnosticError                an LLVM error diagnostic during differentiation
+    │   ├── DiagnosticError                an LLVM error diagnostic during differentiation
+    │   └── EnzymeCrashError               the isolation worker died (assertion, exit, signal)
     └── LibraryError (OSError)             libLLVM / LLVMEnzyme could not be found or loaded
 
 Invalid requests (wrong arity, an activity that does not fit a parameter's type, a
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "CompileError",
     "DiagnosticError",
+    "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
     "IRParseError",
@@ -37,6 +39,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "TapeError",
     "TypeDepthExceededError",
     "error_class_for",
 ]
@@ -149,6 +152,38 @@ class TypeDepthExceededError(EnzymeError):
 
 class DiagnosticError(EnzymeError):
     """LLVM emitted an error diagnostic while the derivative was being built."""
+
+
+class EnzymeCrashError(EnzymeError):
+    """The isolation worker compiling a request died: an Enzyme/LLVM assertion
+    (``SIGABRT``), ``exit()``, a crash (``SIGSEGV``) or a timeout.  Only that request
+    failed; the worker is restarted for the next one (:mod:`enzyme_py.isolation`).
+
+    ``returncode`` is the worker's exit status (negative: ``-signal``), ``signal`` the
+    signal name or ``None``, ``stderr`` the tail of what the worker printed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str | None = None,
+        returncode: int | None = None,
+        signal: str | None = None,
+        stderr: str = "",
+    ) -> None:
+        self.returncode = returncode
+        self.signal = signal
+        self.stderr = stderr
+        super().__init__(message, None, function=function)
+        if stderr.strip():
+            tail = "\n    ".join(stderr.strip().splitlines()[-15:])
+            self.args = (f"{self.args[0]}\n  worker stderr (tail):\n    {tail}",)
+
+
+class TapeError(EnzymePyError, ValueError):
+    """A split-mode tape was misused: reversed twice, passed to another thunk's reverse
+    callable, or used after its module was closed (see :mod:`enzyme_py.split`)."""
 
 
 class LibraryError(EnzymePyError, OSError):

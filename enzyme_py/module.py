@@ -14,7 +14,6 @@ of the loaded libLLVM).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
@@ -26,17 +25,18 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from . import _cache as _codecache
 from . import config
+from ._dispatch import load_code
+from ._fastpath import MISS as _MISS
+from ._fastpath import fast_primal as _fast_primal
 from ._irtypes import Signature, read_signature
 from ._library import LOCK, collecting, native, take_message
-from ._refs import ContextRef, MemoryBufferRef, ModuleRef
+from ._refs import Closing, ContextRef, MemoryBufferRef, ModuleRef
 from .compiler import (
-    CompiledCode,
     Plan,
-    compile_plan,
     host_target_machine,
     parse_bitcode,
     prepare_module,
@@ -45,7 +45,7 @@ from .compiler import (
     write_bitcode,
 )
 from .errors import CompileError, IRParseError
-from .jit import LoadedCode
+from .loader import LoadedCode
 
 _is_finalizing = sys.is_finalizing
 
@@ -91,7 +91,7 @@ def find_clang(major: int) -> Path:
     )
 
 
-class Module:
+class Module(Closing):
     """An LLVM module: build with :meth:`from_ir`, :meth:`from_bitcode` or :meth:`from_c`.
 
     ``close()`` (or a ``with`` block) frees the LLVM context and unloads all code compiled
@@ -120,6 +120,8 @@ class Module:
         self.content_hash = hashlib.sha256(self._bitcode).hexdigest()
         self._cache: dict[tuple[Any, ...], LoadedCode] = {}
         self._cache_lock = threading.Lock()
+        #: request kind -> call plan of enzyme_py._fastpath; cleared with the cache.
+        self._fast_plans: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -289,8 +291,8 @@ class Module:
         bitcode, symbols = self._bitcode, self.symbols
 
         def build() -> LoadedCode:
-            compiled: CompiledCode = compile_plan(bitcode, self.content_hash, plan)
-            return LoadedCode(compiled, symbols)
+            # disk cache, isolation worker or this process (enzyme_py._dispatch)
+            return load_code(bitcode, self.content_hash, plan, symbols)
 
         with self._cache_lock:
             code = self._cache.get(key)
@@ -305,6 +307,7 @@ class Module:
     def clear_cache(self) -> None:
         """Release every derivative compiled for this module (see :mod:`enzyme_py._cache`)."""
         with self._cache_lock:
+            self._fast_plans.clear()
             keys = list(self._cache)
             self._cache.clear()
         for key in keys:
@@ -320,21 +323,17 @@ class Module:
         if ctx is not None:
             ctx.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if _is_finalizing is None or _is_finalizing():
-            return
-        with contextlib.suppress(Exception):
-            self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._module is None else f"{len(self._functions)} function(s)"
         return f"<Module {self.name!r}: {state}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by content: bitcode, name and the *names* of :attr:`symbols`, resolved
+        again by name in the unpickling process (see :mod:`enzyme_py._pickling`)."""
+        from ._pickling import rebuild_module
+
+        return (rebuild_module, (self.bitcode, self.name, tuple(sorted(self.symbols))))
 
 
 class Function:
@@ -358,12 +357,21 @@ class Function:
         return str(self.llvm_signature)
 
     def __call__(self, *args: Any) -> Any:
+        hit = _fast_primal(self, args)  # a kind called before (enzyme_py._fastpath)
+        if hit is not _MISS:
+            return hit
         from .api import call_primal
 
         return call_primal(self, args)
 
     def __repr__(self) -> str:
         return f"<Function {self.name}: {self.llvm_signature}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (module, name); see :meth:`Module.__reduce__`."""
+        from ._pickling import rebuild_function
+
+        return (rebuild_function, (self.module, self.name))
 
 
 def _check_symbols(symbols: Mapping[str, int] | None) -> dict[str, int]:

@@ -105,6 +105,7 @@ class DiffRequest:
     free_memory: bool = True
     runtime_activity: bool = False
     strong_zero: bool = False
+    width: int = 1
 
 
 def profile_module_name(profile: str) -> str:

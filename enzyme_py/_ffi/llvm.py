@@ -81,7 +81,7 @@ class Opcode:
     ALLOCA = 26
     LOAD = 27
     STORE = 28
-    CALL = 56
+    CALL = 45
 
 
 class DiagnosticSeverity:

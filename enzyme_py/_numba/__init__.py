@@ -22,6 +22,10 @@ With enzyme_py's annotations, the whole call is::
     raise_from_status(low, call.status)
     # reverse modes: (call.fold(res[0]),) + res[1:]; forward modes: res as it is
 
+which is what :func:`enzyme_py.autodiff` / :func:`enzyme_py.gradient` do for a Python function
+(:mod:`._dispatch`, which also loads or checks the native libraries for ``llvm_major``), and
+what ``enzyme_py.jit`` objects do with a lowering cached per argument layout.
+
 Entry ABI (``lowered.entry``): each scalar argument as ``double``/``float``/``i64``; each 1-D
 C-contiguous array as ``(T* data, i64 n)``; each 2-D one as ``(T* data, i64 n0, i64 n1)``;
 then ``i64* status``: an int64 array of :data:`STATUS_WORDS` (2) words, always ``Const``.

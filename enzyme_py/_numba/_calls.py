@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..activity import Active, Annotation, Const, Duplicated
+from ._status import new_status
 from ._types import classify
 
 if TYPE_CHECKING:
@@ -102,10 +104,6 @@ def map_call(lowered: Lowered, args: Sequence[Any]) -> MappedCall:
         TypeError/ValueError: an argument does not fit the layout *lowered* was built for,
             ``Active`` on an array, or a shadow that differs from its array.
     """
-    from enzyme_py.activity import Active, Annotation, Const, Duplicated
-
-    from ._status import new_status
-
     if len(args) != len(lowered.arg_layout):
         raise TypeError(f"{lowered.qualname} takes {len(lowered.arg_layout)} argument(s), {len(args)} given")
     out: list[Any] = []

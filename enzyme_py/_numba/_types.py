@@ -64,21 +64,31 @@ class ArgSpec:
         return self.dtype in ("float64", "float32")
 
 
+_F64 = ArgSpec("scalar", "float64", 1)
+_F32 = ArgSpec("scalar", "float32", 1)
+_I64 = ArgSpec("scalar", "int64", 1)
+#: (native-order dtype, ndim) -> spec, for the supported arrays (a dict lookup on the dtype
+#: is much cheaper than ``dtype.name``; non-native byte orders do not compare equal).
+_ARRAY_SPECS = {
+    (np.dtype(name), ndim): ArgSpec(f"array{ndim}d", name, ndim + 1) for name in _IR_TYPE for ndim in (1, 2)
+}
+
+
 def classify(value: object, position: int) -> ArgSpec:
     """Classify the Python argument *value* at *position* (0-based, for messages)."""
     where = f"argument {position}"
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where} is a bool; the numba bridge takes float or int scalars, pass int(value)")
     if isinstance(value, (float, np.float64)):
-        return ArgSpec("scalar", "float64", 1)
+        return _F64
     if isinstance(value, np.float32):
-        return ArgSpec("scalar", "float32", 1)
+        return _F32
     if isinstance(value, (int, np.integer)):
         if isinstance(value, np.integer) and value.dtype != np.int64:
             raise TypeError(f"{where} is a {value.dtype} scalar; pass a Python int or np.int64")
         if isinstance(value, int) and not -(2**63) <= value < 2**63:
             raise OverflowError(f"{where} = {value} does not fit in int64")
-        return ArgSpec("scalar", "int64", 1)
+        return _I64
     if isinstance(value, (complex, np.complexfloating)):
         raise NotImplementedError(f"{where} is complex; complex numbers are not supported by the numba bridge")
     if isinstance(value, np.ndarray):
@@ -94,6 +104,9 @@ def classify(value: object, position: int) -> ArgSpec:
 
 
 def _classify_array(value: np.ndarray[Any, Any], where: str) -> ArgSpec:
+    fast = _ARRAY_SPECS.get((value.dtype, value.ndim))
+    if fast is not None and value.flags.c_contiguous:  # the common case, without the checks below
+        return fast
     if value.dtype.names is not None:
         raise NotImplementedError(f"{where} is a structured (record) array; record arrays are not supported")
     if value.dtype.kind == "c":

@@ -1,10 +1,10 @@
-"""Fixtures for the numba bridge tests (``enzyme_py._numba``).
+"""Fixtures for the numba bridge tests.
 
-Everything goes through the real pipeline a user gets: numba lowers the Python function,
-:func:`enzyme_py._numba.lower` builds the plain-ABI module, :meth:`enzyme_py.Module.from_ir`
-parses it with the libLLVM/LLVMEnzyme that ``enzyme_artifacts`` resolves, and
-:func:`enzyme_py.autodiff` differentiates the entry function.  Modules are kept for the
-whole session (one per lowered signature) by :func:`enzyme_py._numba.entry_function`.
+Everything goes through the public API a user calls: :func:`enzyme_py.autodiff` and
+:func:`enzyme_py.gradient` on the plain Python function (or numba dispatcher), which lower it
+with numba, parse the plain-ABI module with the libLLVM/LLVMEnzyme that ``enzyme_artifacts``
+resolves, and differentiate its entry.  Lowerings and their modules are cached for the whole
+session (one per function and argument layout).
 
 Oracles are independent of the bridge: analytic derivatives written in each test, and
 central finite differences of the *plain Python* function run by CPython.
@@ -24,27 +24,22 @@ def _is_float_scalar(v: object) -> bool:
 
 
 class Bridge:
-    """Differentiate Python functions the way ``enzyme_py.autodiff`` does for them:
-    :func:`~enzyme_py._numba.lower`, :func:`~enzyme_py._numba.entry_function`,
-    :func:`~enzyme_py._numba.map_call`, ``autodiff`` on the entry, then
-    :func:`~enzyme_py._numba.raise_from_status`."""
+    """Call the public API on Python functions with per-argument defaults the tests share."""
 
     def entry(self, f: Callable[..., Any], args: Sequence[object]) -> tuple[Any, Any]:
-        """(Lowered, enzyme_py.Function of its entry) for *f* at the primal *args*."""
+        """(Lowered, enzyme_py.Function of its entry) for *f* at the primal *args* (for the
+        tests that look at the lowering itself)."""
         from enzyme_py._numba import entry_function, lower
 
         low = lower(f, args)
         return low, entry_function(low)
 
     def call(self, f: Callable[..., Any], *args: object) -> Any:
-        """The primal through the entry function (exceptions re-raised)."""
-        from enzyme_py._numba import map_call, raise_from_status
+        """The primal through the compiled entry (ForwardWithPrimal, Const return)."""
+        import enzyme_py as ez
 
-        low, fn = self.entry(f, args)
-        mapped = map_call(low, args)
-        result = fn(*(a.val if hasattr(a, "val") else a for a in mapped.args))
-        raise_from_status(low, mapped.status)
-        return result
+        (primal,) = ez.autodiff(ez.ForwardWithPrimal, f, ez.Const, *args)
+        return primal
 
     def reverse(self, f: Callable[..., Any], *args: object, active: Sequence[bool] | None = None,
                 seeds: dict[int, np.ndarray[Any, Any]] | None = None, primal: bool = False) -> Any:
@@ -52,12 +47,11 @@ class Bridge:
 
         Float scalars are Active and float arrays Duplicated with a zero shadow unless
         *active* says otherwise.  For a function returning None, *seeds* maps an output
-        array's position to its seed (the cotangent); the return activity is then Const.
+        array's position to its seed (the cotangent); the return activity ``Active`` is then
+        taken as ``Const`` by enzyme_py.
         """
         import enzyme_py as ez
-        from enzyme_py._numba import map_call, raise_from_status
 
-        low, fn = self.entry(f, args)
         if active is None:
             active = [_is_float_scalar(a) or (isinstance(a, np.ndarray) and a.dtype.kind == "f") for a in args]
         annotated: list[Any] = []
@@ -72,32 +66,22 @@ class Bridge:
             else:
                 annotated.append(ez.Const(a))
             shadows.append(shadow)
-        mapped = map_call(low, annotated)
-        ret = ez.Const if low.returns == "void" else ez.Active
-        mode = ez.ReverseWithPrimal if primal and low.returns != "void" else ez.Reverse
-        res = ez.autodiff(mode, fn, ret, *mapped.args)
-        raise_from_status(low, mapped.status)
-        folded = mapped.fold(res[0])
-        out = [shadows[i] if spec.kind != "scalar" else folded[i] for i, spec in enumerate(low.arg_layout)]
-        return (out, res[1]) if mode is ez.ReverseWithPrimal else out
+        mode = ez.ReverseWithPrimal if primal else ez.Reverse
+        res = ez.autodiff(mode, f, ez.Active, *annotated)
+        out = [shadows[i] if isinstance(a, np.ndarray) else res[0][i] for i, a in enumerate(args)]
+        return (out, res[1]) if primal else out
 
     def forward(self, f: Callable[..., Any], args: Sequence[object], tangents: Sequence[object]) -> Any:
         """Forward mode: the directional derivative of the return along *tangents*
         (None entries: constant), or, for a function returning None, the list of tangent
         arrays (outputs carry their tangent)."""
         import enzyme_py as ez
-        from enzyme_py._numba import map_call, raise_from_status
 
-        low, fn = self.entry(f, args)
         shadows = [np.array(t, copy=True) if isinstance(t, np.ndarray) else t for t in tangents]
         annotated = [a if t is None else ez.Duplicated(a, t) for a, t in zip(args, shadows)]
-        mapped = map_call(low, annotated)
-        if low.returns == "void":
-            ez.autodiff(ez.Forward, fn, ez.Const, *mapped.args)
-            raise_from_status(low, mapped.status)
+        res = ez.autodiff(ez.Forward, f, ez.Duplicated, *annotated)
+        if res == ():  # a function returning None: its return activity is taken as Const
             return shadows
-        res = ez.autodiff(ez.Forward, fn, ez.Duplicated, *mapped.args)
-        raise_from_status(low, mapped.status)
         return res[0]
 
 

@@ -8,15 +8,14 @@ Calling JIT-compiled code does not take the LLVM lock.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import sys
 import threading
-from typing import Any, Self
+from typing import Any
 
 from ._irtypes import CTYPES
 from ._library import LOCK, error_message, native
-from ._refs import LLJITRef, MemoryBufferRef, ResourceTrackerRef
+from ._refs import Closing, LLJITRef, MemoryBufferRef, ResourceTrackerRef
 from .compiler import CompiledCode
 from .errors import CompileError
 
@@ -138,7 +137,7 @@ def out_struct_type(kinds: tuple[str, ...]) -> type[ctypes.Structure]:
     return cls
 
 
-class LoadedCode:
+class LoadedCode(Closing):
     """Compiled code loaded into the JIT: ``cfunc`` is the entry point as a ctypes function.
 
     ``close()`` removes the code from the JIT; ``cfunc`` must not be called afterwards
@@ -206,17 +205,6 @@ class LoadedCode:
         if tracker is not None:
             tracker.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if _is_finalizing is None or _is_finalizing():
-            return
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 def load(compiled: CompiledCode, symbols: dict[str, int] | None = None) -> LoadedCode:

@@ -1,0 +1,174 @@
+"""``@enzyme_py.jit``: a numba-compiled function that also knows its derivatives.
+
+::
+
+    @enzyme_py.jit                      # or enzyme_py.jit(f), or @enzyme_py.jit(boundscheck=True)
+    def loss(w, x):
+        ...
+
+    loss(w, x)                          # the primal, run by numba itself
+    loss.grad(w, x)                     # gradient(Reverse, loss, w, x)
+    loss.autodiff(Forward, Duplicated, Duplicated(w, dw), Const(x))
+
+The object wraps a numba ``@njit`` dispatcher built with the options given (numba's own
+options: ``boundscheck``, ``fastmath``, ``error_model``, ...).  Derivatives are compiled on
+first use for each signature — the argument types and layouts, the activities, the mode and
+the return activity — and kept for the life of the object, so a repeated call with the same
+kinds of arguments runs the cached machine code.
+
+Invariants:
+    * ``parallel=True`` and object mode are refused when decorating (Enzyme cannot
+      differentiate them through this bridge).
+    * Instances pickle by their numba dispatcher (which numba pickles by its Python function),
+      so they can be sent to ``spawn`` worker processes; the derivative cache is not pickled
+      and is rebuilt on first use in the receiving process.
+
+numba is imported when a function is decorated, never when :mod:`enzyme_py` is imported.
+"""
+
+from __future__ import annotations
+
+__all__ = ["JitFunction", "jit"]
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, overload
+
+from . import _fastpath as _fast
+from ._numba._dispatch import autodiff_python, gradient_python, lowered_for, primal_values
+from ._numba._types import classify
+from .modes import Mode, Reverse
+
+_REFUSED = {
+    "parallel": "parallel=True (parfor) functions cannot be differentiated",
+    "forceobj": "object-mode functions cannot be differentiated",
+}
+
+
+class JitFunction:
+    """A numba dispatcher with derivatives: call it for the primal, ``.grad`` / ``.autodiff``
+    for derivatives.  Build it with :func:`jit`."""
+
+    def __init__(self, dispatcher: Any) -> None:
+        from numba.core import config
+        from numba.core.dispatcher import Dispatcher
+
+        if not isinstance(dispatcher, Dispatcher):
+            raise TypeError(f"JitFunction wraps a numba dispatcher, got {type(dispatcher).__name__}")
+        self._dispatcher = dispatcher
+        self._config = config  # numba's configuration (NUMBA_BOUNDSCHECK is part of the key)
+        self._lock = threading.Lock()
+        #: (argument specs, NUMBA_BOUNDSCHECK) -> Lowered; its module caches each derivative.
+        self._lowered: dict[tuple[Any, ...], Any] = {}
+        functools.update_wrapper(self, dispatcher.py_func)
+
+    @property
+    def dispatcher(self) -> Any:
+        """The wrapped numba dispatcher (``@njit`` with this object's options)."""
+        return self._dispatcher
+
+    @property
+    def py_func(self) -> Callable[..., Any]:
+        """The Python function."""
+        return self._dispatcher.py_func  # type: ignore[no-any-return]
+
+    @property
+    def signatures(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The argument layouts lowered so far, one ``((kind, dtype), ...)`` per signature;
+        each has its derivatives compiled per mode and activities on first use."""
+        with self._lock:
+            return tuple(tuple((s.kind, s.dtype) for s in key[0]) for key in self._lowered)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The primal, run by numba (compiled by numba for these argument types)."""
+        return self._dispatcher(*args, **kwargs)
+
+    def autodiff(self, mode: Mode, ret: Any, *args: Any) -> tuple[Any, ...]:
+        """``enzyme_py.autodiff(mode, self, ret, *args)``."""
+        if not isinstance(mode, Mode):
+            raise TypeError(f"the first argument of .autodiff is a mode (Reverse, Forward, ...), got {mode!r}")
+        hit = _fast.fast_python_autodiff(mode, self, ret, args)
+        if hit is not _fast.MISS:
+            return hit
+        return autodiff_python(mode, self, ret, args, lowered=self._lowered_for(args))
+
+    def grad(self, *xs: Any) -> tuple[Any, ...]:
+        """``enzyme_py.gradient(Reverse, self, *xs)``: one derivative per argument (bare floats
+        are Active, bare float arrays get a fresh zero shadow, the rest is Const)."""
+        hit = _fast.fast_python_gradient(Reverse, self, xs)
+        if hit is not _fast.MISS:
+            return hit
+        return gradient_python(Reverse, self, xs, lowered=self._lowered_for(xs))
+
+    def _lowered_for(self, args: tuple[Any, ...]) -> Any:
+        """The lowering for these arguments' layout, from this object's cache (else lowered
+        now, which also loads or checks the native libraries)."""
+        values = primal_values(args)
+        key = (tuple(classify(v, i) for i, v in enumerate(values)), self._config.BOUNDSCHECK)
+        hit = self._lowered.get(key)
+        if hit is not None:
+            return hit
+        low = lowered_for(self._dispatcher, values)
+        with self._lock:
+            self._lowered[key] = low
+        return low
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._dispatcher,))
+
+    def __repr__(self) -> str:
+        return f"<enzyme_py.jit {self.py_func.__qualname__} ({len(self._lowered)} argument layout(s) compiled)>"
+
+
+def _rebuild(dispatcher: Any) -> JitFunction:
+    return JitFunction(dispatcher)
+
+
+@overload
+def jit(func: Callable[..., Any], /, **options: Any) -> JitFunction: ...
+@overload
+def jit(func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], JitFunction]: ...
+
+
+def jit(
+    func: Callable[..., Any] | None = None, /, **options: Any
+) -> JitFunction | Callable[[Callable[..., Any]], JitFunction]:
+    """Compile *func* with numba (``@njit`` with *options*) and give it ``.grad``/``.autodiff``.
+
+    Usable as ``@jit``, ``@jit(boundscheck=True, fastmath=False)`` or ``jit(f)``.  *func* may
+    be a plain function, a numba ``@njit`` dispatcher (its options are kept; *options*, if
+    given, recompile its Python function with them) or a :class:`JitFunction`.
+
+    Raises:
+        NotImplementedError: ``parallel=True`` or object mode (``forceobj=True``,
+            ``nopython=False``).
+        TypeError: *func* is not a function.
+    """
+    for name, why in _REFUSED.items():
+        if options.get(name):
+            raise NotImplementedError(f"enzyme_py.jit: {why}")
+    if options.get("nopython") is False:
+        raise NotImplementedError(f"enzyme_py.jit: {_REFUSED['forceobj']}")
+    if func is None:
+        return lambda f: jit(f, **options)
+    import numba
+    from numba.core.dispatcher import Dispatcher
+
+    if isinstance(func, JitFunction):
+        if not options:
+            return func
+        func = func.py_func
+    if isinstance(func, Dispatcher):
+        if not options:
+            target = dict(func.targetoptions)
+            if target.get("parallel") or target.get("forceobj") or target.get("nopython") is False:
+                raise NotImplementedError(
+                    f"enzyme_py.jit: {func.py_func.__qualname__} is a parallel or object-mode "
+                    "dispatcher, which cannot be differentiated"
+                )
+            return JitFunction(func)
+        func = func.py_func
+    if not callable(func) or not hasattr(func, "__code__"):
+        raise TypeError(f"enzyme_py.jit decorates a Python function, got {type(func).__name__}")
+    return JitFunction(numba.njit(**options)(func))
