@@ -7,8 +7,8 @@ when every row is ``ok``, ``not installed`` or ``unavailable`` and at least one 
 any gradient disagreed with the hand-written adjoint, a tool failed or nothing was measured; 2 on
 bad arguments.
 
-``python -m benchmarks artifacts ARGS...`` and ``python -m benchmarks compile ARGS...`` hand
-``ARGS`` to ``benchmarks.artifacts.main`` and ``benchmarks.compile.main`` (imported only then).
+``python -m benchmarks artifacts|compile|compile-stages|numba-first|isolation ARGS...`` hands
+``ARGS`` to the ``main`` of the module named in :data:`SUBCOMMANDS` (imported only then).
 """
 
 from __future__ import annotations
@@ -24,20 +24,18 @@ from pathlib import Path
 
 __all__ = ["SUBCOMMANDS", "main", "run_main"]
 
-SUBCOMMANDS = ("artifacts", "compile")
-"""First arguments dispatched to ``benchmarks.<name>.main(argv)``."""
+SUBCOMMANDS = {
+    "artifacts": "benchmarks.artifacts",
+    "compile": "benchmarks.compile",
+    "numba-first": "benchmarks.numba_first",
+    "isolation": "benchmarks.isolation",
+    "compile-stages": "benchmarks.compile_stages",
+}
+"""First arguments dispatched to ``<module>.main(argv)``, imported only then."""
 
 
 def _dispatch(name: str, argv: list[str]) -> int:
-    module_name = f"benchmarks.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        print(f"python -m benchmarks {name}: {module_name} is not part of this checkout yet",
-              file=sys.stderr)
-        return 2
+    module = importlib.import_module(SUBCOMMANDS[name])
     result = module.main(argv)
     return int(result or 0)
 

@@ -78,6 +78,8 @@ TOOLS: dict[str, Tool] = {
              "benchmarks.tools.enzyme_opt", ("enzyme_artifacts",)),
         Tool("enzyme_py_c", "enzyme_py on the C source (Module.from_c + gradient)",
              "benchmarks.tools.enzyme_py_c", ("enzyme_py",)),
+        Tool("enzyme_py_numba", "enzyme_py on the Numba form (@enzyme_py.jit + .grad)",
+             "benchmarks.tools.enzyme_py_numba", ("enzyme_py", "numba")),
         Tool("jax", "JAX jit(grad), CPU", "benchmarks.tools.jax_tool", ("jax",), threaded=True),
         Tool("torch", "PyTorch eager autograd, CPU", "benchmarks.tools.torch_tool", ("torch",),
              threaded=True),
