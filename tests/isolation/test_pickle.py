@@ -102,7 +102,7 @@ def test_spawn_workers_get_gradients_from_the_disk_cache(cache_dir: Path) -> Non
 
 def test_dask_local_cluster_batch_of_gradients(cache_dir: Path) -> None:
     _children_run_current_sources()
-    distributed = pytest.importorskip("distributed")  # a test dependency: see pyproject
+    import distributed  # in the test extra: imported here to keep collection fast
     m = _ssq_module()
     f = m.function("ssq")
     jobs = _jobs(f, 8)
