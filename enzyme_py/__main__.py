@@ -30,7 +30,9 @@ def _size(n: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m enzyme_py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m enzyme_py", description="Maintenance commands of enzyme_py."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     cache = sub.add_parser("cache", help="the disk cache of compiled derivatives")
     cache_sub = cache.add_subparsers(dest="action", required=True)
