@@ -30,6 +30,7 @@ from typing import Any
 
 from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import ArtifactEntry, TarballSource, load_manifest
+from enzyme_artifacts.prefixes import ENTRY_POINT_GROUP
 
 from .package import PackagedArtifact, package_library
 
@@ -43,8 +44,6 @@ __all__ = [
     "package_name",
     "stage_wheel_tree",
 ]
-
-ENTRY_POINT_GROUP = "enzyme_artifacts.prefixes"
 
 
 class WheelError(RuntimeError):
@@ -107,8 +106,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = [
-    "ENTRY_POINT_GROUP","KEY", "SHA256", "LIBRARY", "prefix"]
+__all__ = ["KEY", "LIBRARY", "SHA256", "prefix"]
 
 KEY = "{key}"
 SHA256 = "{sha256}"

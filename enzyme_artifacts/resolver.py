@@ -10,7 +10,9 @@
    again when its file changed since it was last validated (see :mod:`.overrides`);
 3. the installed artifact for this platform and major (:class:`~.cache.Cache.lookup`,
    no lock, no hashing);
-4. a fetch (:meth:`~.cache.Cache.install`), unless ``fetch=False`` or
+4. an artifact installed as a Python package (a ``py3-none-<platform>`` wheel announcing
+   it in the entry point group ``enzyme_artifacts.prefixes``, see :mod:`.prefixes`);
+5. a fetch (:meth:`~.cache.Cache.install`), unless ``fetch=False`` or
    ``ENZYME_ARTIFACTS_OFFLINE=1``.
 
 The host platform's C++ string ABI is taken from the libLLVM found, so a cxx03 LLVM
@@ -80,7 +82,7 @@ class Resolved:
     Invariants: ``library`` exists; ``llvm.major`` is the LLVM major the library was
     built for (as far as its name and ``DT_NEEDED`` tell); ``capi`` is a profile known
     to :mod:`enzyme_artifacts.capi`.  ``origin`` is ``"env"``, ``"override"``,
-    ``"cache"`` or ``"fetched"``; ``entry`` is the manifest entry behind the library
+    ``"cache"``, ``"package"`` or ``"fetched"``; ``entry`` is the manifest entry behind the library
     (``None`` for an env override or a local build with no entry).
     """
 
@@ -298,6 +300,18 @@ def resolve(llvm: int | None = None, *, fetch: bool = True, progress: bool | Non
     installed = cache.lookup(entry, llvm_soname=llvm_lib.soname)
     origin = "cache"
     if installed is None:
+        from .prefixes import find_installed
+
+        packaged = find_installed(entry, llvm_lib.soname)
+        if packaged is not None:
+            return Resolved(
+                library=packaged,
+                llvm=llvm_lib,
+                capi=choose_capi(entry),
+                enzyme_version=entry.enzyme_version,
+                origin="package",
+                entry=entry,
+            )
         if offline():
             raise OfflineError(
                 f"{entry.key} is not in the cache {cache.root} and {ENV_OFFLINE} forbids fetching it; "

@@ -82,3 +82,31 @@ def test_wheel_errors(tmp_path: Path, repacked: Repacked) -> None:
         zf.writestr("x/__init__.py", "")
     with pytest.raises(WheelError, match="not an artifact wheel"):
         artifact_from_wheel(junk, tmp_path / "o", base_url="https://example.invalid")
+
+
+def test_installed_wheel_is_found_without_any_download(wheel: Path, tmp_path: Path) -> None:
+    """An installed artifact wheel serves resolve() offline, with an empty cache, and the
+    frontend differentiates with it."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)  # what pip install puts in site-packages, dist-info included
+    code = (
+        "import json, enzyme_artifacts, enzyme_py as ez\n"
+        "r = enzyme_artifacts.resolve(15)\n"
+        "sq = ez.Module.from_ir('define double @sq(double %x) {\\n"
+        "  %y = fmul double %x, %x\\n  ret double %y\\n}\\n').function('sq')\n"
+        "d = ez.autodiff(ez.Reverse, sq, ez.Active, ez.Active(3.0))\n"
+        "print(json.dumps({'origin': r.origin, 'library': str(r.library), 'd': d[0][0]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "ENZYME_ARTIFACTS_OFFLINE": "1",
+           "ENZYME_ARTIFACTS_CACHE": str(tmp_path / "empty-cache"),
+           "ENZYME_ARTIFACTS_CONFIG": str(tmp_path / "config"), "ENZYME_PY_DISK_CACHE": "0"}
+    env.pop("ENZYME_ARTIFACTS_LIBRARY", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["origin"] == "package"
+    assert Path(out["library"]).is_relative_to(site)
+    assert out["d"] == 6.0
+    assert not (tmp_path / "empty-cache").exists()
