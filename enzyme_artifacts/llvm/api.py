@@ -17,6 +17,8 @@ Environment variables read here:
 from __future__ import annotations
 
 import abc
+import ctypes
+import ctypes.util
 import os
 import shutil
 import subprocess
@@ -149,12 +151,47 @@ class LLVMFinder(abc.ABC):
 
     #: shared library suffixes this OS uses, for globbing folders
     suffixes: tuple[str, ...] = (".so",)
+    #: how this OS names libLLVM-N in messages (``{major}`` is filled in)
+    library_label: str = "libLLVM-{major}.so"
+    #: where the dynamic loader looks, in messages
+    loader_label: str = "dynamic loader"
 
     @abc.abstractmethod
     def candidates(self, major: int) -> Iterator[Candidate]:
         """Places to look, most specific first."""
 
     # ----------------------------------------------------------------- shared sources
+    def loaded_libraries(self) -> list[Path]:
+        """The libLLVM files already loaded in this process (none by default)."""
+        return []
+
+    def major_of_loaded(self, path: Path) -> int | None:
+        """The LLVM major of a loaded library, read without loading anything."""
+        info = _probe.major_from_name(path.name)
+        return None if info is None else info.major
+
+    def loaded_candidates(self, major: int) -> Iterator[Candidate]:
+        loaded = self.loaded_libraries()
+        mine = [p for p in loaded if self.major_of_loaded(p) == major]
+        if not mine:
+            others = ", ".join(p.name for p in loaded)
+            label = self.library_label.format(major=major)
+            yield Candidate(
+                "loaded",
+                "this process",
+                skip=f"holds no {label}" + (f" (it holds {others})" if others else ""),
+            )
+        for p in mine:
+            yield Candidate("loaded", "this process", path=p)
+
+    def loader_candidates(self, major: int) -> Iterator[Candidate]:
+        found = ctypes.util.find_library(f"LLVM-{major}")
+        if found:
+            yield Candidate("loader", f"find_library('LLVM-{major}')", path=Path(found))
+        else:
+            label = self.library_label.format(major=major)
+            yield Candidate("loader", self.loader_label, skip=f"knows no {label}")
+
     def env_candidates(self, major: int) -> Iterator[Candidate]:
         value = os.environ.get(ENV_LLVM_LIBRARY)
         if not value:

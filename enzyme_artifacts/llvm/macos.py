@@ -52,27 +52,17 @@ class MacOSLLVMFinder(LLVMFinder):
 
     suffixes = (".dylib",)
     homebrew_prefixes = ("/opt/homebrew", "/usr/local")
+    library_label = "libLLVM-{major}.dylib"
 
-    def loaded_candidates(self, major: int) -> Iterator[Candidate]:
-        mine = []
-        for p in loaded_libllvms():
-            try:
-                read_major, _, _ = _probe.read_major_without_loading(p)
-            except _probe.Rejected:
-                continue
-            if read_major == major:
-                mine.append(p)
-        if not mine:
-            yield Candidate("loaded", "this process", skip=f"holds no libLLVM-{major}")
-        for p in mine:
-            yield Candidate("loaded", "this process", path=p)
+    def loaded_libraries(self) -> list[Path]:
+        return loaded_libllvms()
 
-    def loader_candidates(self, major: int) -> Iterator[Candidate]:
-        found = ctypes.util.find_library(f"LLVM-{major}")
-        if found:
-            yield Candidate("loader", f"find_library('LLVM-{major}')", path=Path(found))
-        else:
-            yield Candidate("loader", "dynamic loader", skip=f"knows no libLLVM-{major}.dylib")
+    def major_of_loaded(self, path: Path) -> int | None:
+        try:
+            return _probe.read_major_without_loading(path)[0]
+        except _probe.Rejected:
+            return None
+
 
     def candidates(self, major: int) -> Iterator[Candidate]:
         yield from self.env_candidates(major)

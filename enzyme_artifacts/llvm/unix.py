@@ -55,6 +55,9 @@ class UnixLLVMFinder(LLVMFinder):
     suffixes = (".so",)
     homebrew_prefixes = ("/home/linuxbrew/.linuxbrew",)
 
+    def loaded_libraries(self) -> list[Path]:
+        return loaded_libllvms()
+
     def system_folders(self, major: int) -> tuple[Path, ...]:
         return (
             Path(f"/usr/lib/llvm-{major}/lib"),
@@ -62,23 +65,6 @@ class UnixLLVMFinder(LLVMFinder):
             Path(f"/usr/lib/llvm{major}/lib"),
             Path(f"/usr/local/llvm{major}/lib"),
         )
-
-    def loaded_candidates(self, major: int) -> Iterator[Candidate]:
-        loaded = loaded_libllvms()
-        mine = []
-        for p in loaded:
-            info = _probe.major_from_name(p.name)
-            if info is not None and info.major == major:
-                mine.append(p)
-        if not mine:
-            others = ", ".join(p.name for p in loaded)
-            yield Candidate(
-                "loaded",
-                "this process",
-                skip=f"holds no libLLVM-{major}" + (f" (it holds {others})" if others else ""),
-            )
-        for p in mine:
-            yield Candidate("loaded", "this process", path=p)
 
     def system_candidates(self, major: int) -> Iterator[Candidate]:
         any_dir = False

@@ -49,29 +49,16 @@ class WindowsLLVMFinder(LLVMFinder):
 
     suffixes = (".dll",)
     conda_libdir = "Library/bin"
+    library_label = "LLVM-{major}.dll"
+    loader_label = "DLL search path"
+
+    def loaded_libraries(self) -> list[Path]:
+        return loaded_libllvms()
 
     def libraries_in(self, folder: Path, major: int) -> Iterator[Path]:
         lib = folder / f"LLVM-{major}.dll"
         if lib.is_file():
             yield lib
-
-    def loaded_candidates(self, major: int) -> Iterator[Candidate]:
-        mine = []
-        for p in loaded_libllvms():
-            info = _probe.major_from_name(p.name)
-            if info is not None and info.major == major:
-                mine.append(p)
-        if not mine:
-            yield Candidate("loaded", "this process", skip=f"holds no LLVM-{major}.dll")
-        for p in mine:
-            yield Candidate("loaded", "this process", path=p)
-
-    def loader_candidates(self, major: int) -> Iterator[Candidate]:
-        found = ctypes.util.find_library(f"LLVM-{major}")
-        if found:
-            yield Candidate("loader", f"find_library('LLVM-{major}')", path=Path(found))
-        else:
-            yield Candidate("loader", "DLL search path", skip=f"holds no LLVM-{major}.dll")
 
     def candidates(self, major: int) -> Iterator[Candidate]:
         yield from self.env_candidates(major)
