@@ -1,17 +1,11 @@
-"""enzyme_py: exact derivatives of LLVM IR and C with Enzyme, in-process.
+"""enzyme_py: exact derivatives of Python (through numba), C and LLVM IR with Enzyme,
+in-process.
 
-Importing this package loads no native library; the first compilation loads libLLVM-N
-and the matching LLVMEnzyme-N through :func:`enzyme_artifacts.resolve`.  Names are
-imported lazily on first access.
+Importing this package loads no native library and does not import numba; the first
+compilation loads libLLVM-N and the matching LLVMEnzyme-N through
+:func:`enzyme_artifacts.resolve`.  Names are imported lazily on first access.
 
-Environment variables (all ``ENZYME_PY_*``): ``ENZYME_PY_LLVM_VERSION`` (LLVM major),
-``ENZYME_PY_PIPELINE`` (pass pipeline after Enzyme), ``ENZYME_PY_HOST_CPU`` (target the
-host CPU), ``ENZYME_PY_CLANG`` (clang for :meth:`Module.from_c`), ``ENZYME_PY_CACHE_SIZE``
-(compiled derivatives kept loaded after their modules are closed, default 64),
-``ENZYME_PY_ISOLATE`` / ``ENZYME_PY_ISOLATE_TIMEOUT`` (compile in a child worker:
-:mod:`enzyme_py.isolation`), ``ENZYME_PY_DISK_CACHE``, ``ENZYME_PY_CACHE_DIR``,
-``ENZYME_PY_CACHE_MAX_BYTES`` (the on-disk cache of compiled derivatives:
-:mod:`enzyme_py.diskcache`; ``python -m enzyme_py cache info|clear``).
+Every ``ENZYME_PY_*`` environment variable is listed in :mod:`enzyme_py.config`.
 """
 
 from __future__ import annotations
@@ -20,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "__version__",
     "Active",
     "BatchDuplicated",
     "BatchDuplicatedNoNeed",
@@ -50,6 +45,7 @@ __all__ = [
     "ReverseWithPrimal",
     "TapeError",
     "TypeDepthExceededError",
+    "UnsupportedError",
     "autodiff",
     "autodiff_thunk",
     "config",
@@ -61,6 +57,7 @@ __all__ = [
     "isolated",
     "jacobian",
     "jit",
+    "lower",
     "make_zero",
     "set_fast_math",
     "set_runtime_activity",
@@ -84,7 +81,8 @@ _WHERE = {
     "autodiff": "api",
     "gradient": "api",
     "jit": "decorator",
-    "isolated": "isolation",
+    "isolated": "config",
+    "lower": "python_functions",
     "BatchDuplicated": "activity",
     "BatchDuplicatedNoNeed": "activity",
     "ReverseSplitNoPrimal": "modes",
@@ -132,8 +130,10 @@ if TYPE_CHECKING:
         NoTypeError,
         TapeError,
         TypeDepthExceededError,
+        UnsupportedError,
     )
-    from .isolation import isolated
+    from .config import isolated
+    from .python_functions import lower
     from .modes import (
         Forward,
         ForwardWithPrimal,
@@ -152,6 +152,13 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("enzyme-py")
+        except PackageNotFoundError:  # a source tree that was not installed
+            return "0+unknown"
     if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name in _ERRORS:

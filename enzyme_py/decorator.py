@@ -31,14 +31,12 @@ from __future__ import annotations
 __all__ = ["JitFunction", "jit"]
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, overload
 
-from . import _fastpath as _fast
-from ._numba._dispatch import autodiff_python, gradient_python, lowered_for, primal_values
-from ._numba._types import classify
+from .api import autodiff, gradient
 from .modes import Mode, Reverse
+from .python_functions import layouts_of
 
 _REFUSED = {
     "parallel": "parallel=True (parfor) functions cannot be differentiated",
@@ -51,16 +49,11 @@ class JitFunction:
     for derivatives.  Build it with :func:`jit`."""
 
     def __init__(self, dispatcher: Any) -> None:
-        from numba.core import config
         from numba.core.dispatcher import Dispatcher
 
         if not isinstance(dispatcher, Dispatcher):
             raise TypeError(f"JitFunction wraps a numba dispatcher, got {type(dispatcher).__name__}")
         self._dispatcher = dispatcher
-        self._config = config  # numba's configuration (NUMBA_BOUNDSCHECK is part of the key)
-        self._lock = threading.Lock()
-        #: (argument specs, NUMBA_BOUNDSCHECK) -> Lowered; its module caches each derivative.
-        self._lowered: dict[tuple[Any, ...], Any] = {}
         functools.update_wrapper(self, dispatcher.py_func)
 
     @property
@@ -69,56 +62,41 @@ class JitFunction:
         return self._dispatcher
 
     @property
+    def __enzyme_py_target__(self) -> Any:
+        """What the numba lowering compiles (the dispatcher, with its options)."""
+        return self._dispatcher
+
+    @property
     def py_func(self) -> Callable[..., Any]:
         """The Python function."""
         return self._dispatcher.py_func  # type: ignore[no-any-return]
 
     @property
-    def signatures(self) -> tuple[tuple[tuple[str, str], ...], ...]:
-        """The argument layouts lowered so far, one ``((kind, dtype), ...)`` per signature;
-        each has its derivatives compiled per mode and activities on first use."""
-        with self._lock:
-            return tuple(tuple((s.kind, s.dtype) for s in key[0]) for key in self._lowered)
+    def signatures(self) -> tuple[tuple[tuple[str, str, int], ...], ...]:
+        """The argument layouts lowered so far, one ``((kind, dtype, ndim), ...)`` per
+        layout; each has its derivatives compiled per mode and activities on first use."""
+        return layouts_of(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The primal, run by numba (compiled by numba for these argument types)."""
         return self._dispatcher(*args, **kwargs)
 
-    def autodiff(self, mode: Mode, ret: Any, *args: Any) -> tuple[Any, ...]:
+    def autodiff(self, mode: Mode, ret: Any, *args: Any, seed: Any = None) -> tuple[Any, ...]:
         """``enzyme_py.autodiff(mode, self, ret, *args)``."""
         if not isinstance(mode, Mode):
             raise TypeError(f"the first argument of .autodiff is a mode (Reverse, Forward, ...), got {mode!r}")
-        hit = _fast.fast_python_autodiff(mode, self, ret, args)
-        if hit is not _fast.MISS:
-            return hit
-        return autodiff_python(mode, self, ret, args, lowered=self._lowered_for(args))
+        return autodiff(mode, self, ret, *args, seed=seed)
 
     def grad(self, *xs: Any) -> tuple[Any, ...]:
         """``enzyme_py.gradient(Reverse, self, *xs)``: one derivative per argument (bare floats
         are Active, bare float arrays get a fresh zero shadow, the rest is Const)."""
-        hit = _fast.fast_python_gradient(Reverse, self, xs)
-        if hit is not _fast.MISS:
-            return hit
-        return gradient_python(Reverse, self, xs, lowered=self._lowered_for(xs))
-
-    def _lowered_for(self, args: tuple[Any, ...]) -> Any:
-        """The lowering for these arguments' layout, from this object's cache (else lowered
-        now, which also loads or checks the native libraries)."""
-        values = primal_values(args)
-        key = (tuple(classify(v, i) for i, v in enumerate(values)), self._config.BOUNDSCHECK)
-        hit = self._lowered.get(key)
-        if hit is not None:
-            return hit
-        low = lowered_for(self._dispatcher, values)
-        with self._lock:
-            self._lowered[key] = low
-        return low
+        return gradient(Reverse, self, *xs)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._dispatcher,))
 
     def __repr__(self) -> str:
-        return f"<enzyme_py.jit {self.py_func.__qualname__} ({len(self._lowered)} argument layout(s) compiled)>"
+        return f"<enzyme_py.jit {self.py_func.__qualname__} ({len(self.signatures)} argument layout(s) compiled)>"
 
 
 def _rebuild(dispatcher: Any) -> JitFunction:

@@ -17,8 +17,13 @@ Forward mode computes ``chunk`` columns per call (vector mode of width ``chunk``
 reverse mode computes ``chunk`` rows per call, seeding the output's shadows with unit
 vectors.  The result has shape ``y.shape + x.shape``.
 
+A Python function may instead *return* its output, a new array (or a tuple of floats):
+``jacobian(Forward, f, x)`` then gives the ``(m, n)`` matrix as Enzyme.jl does, forward
+mode by chunks of columns (the result's tangents), reverse mode by chunks of rows (the
+result seeded with unit vectors).
+
 Hessian-vector products are forward mode over the reverse-mode gradient, compiled into
-one module (:mod:`enzyme_py._parity_compile`).
+one module (:mod:`enzyme_py._compile.modes`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from ._call import request
+from ._call.batch import MAX_WIDTH
+from ._call.layout import ScalarResult, VoidResult
 from .activity import (
     Active,
     Annotation,
@@ -36,18 +44,13 @@ from .activity import (
     Const,
     Duplicated,
 )
+from .api import _target, autodiff, resolve
 from .modes import Mode, Reverse
 
 __all__ = ["hvp", "hvp_and_gradient", "jacobian"]
 
 #: Default number of columns (forward) or rows (reverse) per call.
 DEFAULT_CHUNK = 8
-
-
-def _function(f: Any) -> Any:
-    from .api import _check_function
-
-    return _check_function(f)
 
 
 def _float_array(x: Any, what: str) -> np.ndarray[Any, Any]:
@@ -66,8 +69,6 @@ def _chunk(chunk: Any, n: int) -> int:
         return min(n, DEFAULT_CHUNK)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
-    from ._batch import MAX_WIDTH
-
     if chunk > MAX_WIDTH:
         raise ValueError(f"chunk {chunk} is above the supported maximum width {MAX_WIDTH}")
     return min(int(chunk), n)
@@ -113,7 +114,7 @@ def jacobian(
     out: int | None = None,
 ) -> tuple[np.ndarray[Any, Any]]:
     """``(J,)``: the Jacobian of ``f`` with respect to its argument ``wrt`` (see the module
-    docstring for the in-place output convention).
+    docstring for the output conventions).
 
     ``mode``: ``Forward`` (``chunk`` columns per call) or ``Reverse`` (``chunk`` rows per
     call), with any flags (:func:`set_runtime_activity`, ...).  ``chunk`` defaults to
@@ -123,44 +124,43 @@ def jacobian(
         raise TypeError(f"jacobian takes Forward or Reverse as its mode, got {mode!r}")
     if mode.with_primal:
         raise TypeError("jacobian takes Forward or Reverse (not a WithPrimal mode)")
-    f = _function(f)
-    sig = f.llvm_signature
-    nparams = len(sig.params)
-    if len(args) != nparams:
-        raise TypeError(f"{f.name} takes {nparams} argument(s) ({f.signature}), {len(args)} given")
-    wrt = _index(wrt, nparams, "wrt")
+    _, _, target = resolve(f, "jacobian")
+    wrt = _index(wrt, len(args), "wrt")
     x = args[wrt].val if isinstance(args[wrt], Const) else args[wrt]
     x = _float_array(x, f"argument {wrt} (the argument differentiated)")
+    fn = _target(target, args)
+    layout = fn.layout
+    nparams = len(layout.params)
+    if len(args) != nparams:
+        raise TypeError(f"{layout.name} takes {nparams} argument(s) ({layout.signature}), {len(args)} given")
     n = x.size
     k = _chunk(chunk, n)
-    scalar_out = sig.ret.is_float
-    if scalar_out:
+    plain_mode = replace(mode, with_primal=False)
+    result = layout.result
+    if isinstance(result, ScalarResult) and result.is_float:
         if out is not None:
-            raise TypeError(f"{f.name} returns a float: it has no output argument (out=...)")
-        skip = {wrt}
-        plain = _plain(args, skip)
+            raise TypeError(f"{layout.name} returns a float: it has no output argument (out=...)")
+        plain = _plain(args, {wrt})
         if mode.reverse:
-            from .api import autodiff
-
             dx = np.zeros_like(x)
             plain[wrt] = Duplicated(x, dx)
-            autodiff(replace(mode, with_primal=False), f, Active, *plain)
+            autodiff(plain_mode, f, Active, *plain)
             return (dx,)
         jac = np.empty(x.shape, dtype=x.dtype)
         flat = jac.reshape(-1)
         for start in range(0, n, k):
             w = min(k, n - start)
             plain[wrt] = _lanes(x, [_unit(x, start + j) for j in range(w)])
-            from .api import autodiff
-
             ret = Duplicated if w == 1 else BatchDuplicated
-            (d,) = autodiff(replace(mode, with_primal=False), f, ret, *plain)
+            (d,) = autodiff(plain_mode, f, ret, *plain)
             flat[start : start + w] = d if w > 1 else (d,)
         return (jac,)
-    if sig.ret.kind != "void":
+    if layout.out_param:
+        return (_jacobian_of_result(plain_mode, f, args, wrt, x, chunk, k),)
+    if not isinstance(result, VoidResult):
         raise TypeError(
-            f"jacobian needs a function returning a float or void (writing its output in "
-            f"place); {f.name} returns {sig.ret.text}"
+            f"jacobian needs a function returning a float, an array, or void (writing its output "
+            f"in place); {layout.name} returns {result.text}"
         )
     out = _index(wrt + 1 if out is None else out, nparams, "out")
     if out == wrt:
@@ -176,8 +176,6 @@ def jacobian(
     m = y.size
     plain = _plain(args, {wrt, out})
     jac = np.empty((m, n), dtype=x.dtype)
-    from .api import autodiff
-
     if not mode.reverse:
         for start in range(0, n, k):
             w = min(k, n - start)
@@ -200,20 +198,42 @@ def jacobian(
     return (jac.reshape(y.shape + x.shape),)
 
 
-def _hvp(f: Any, x: Any, v: Any, rest: Sequence[Any], wrt: int) -> tuple[Any, Any]:
-    from .api import _address, _run, prepare
-    from .compiler import HVP
+def _jacobian_of_result(
+    mode: Mode, f: Any, args: Sequence[Any], wrt: int, x: np.ndarray[Any, Any], chunk: Any, k: int
+) -> np.ndarray[Any, Any]:
+    """The Jacobian of a Python function's returned array (or tuple): ``y.shape +
+    x.shape``."""
+    plain = _plain(args, {wrt})
+    n = x.size
+    if not mode.reverse:
+        cols: list[np.ndarray[Any, Any]] = []
+        for start in range(0, n, k):
+            w = min(k, n - start)
+            plain[wrt] = BatchDuplicated(x, tuple(_unit(x, start + j) for j in range(w)))
+            (dys,) = autodiff(mode, f, BatchDuplicated, *plain)
+            cols += [np.asarray(dy, dtype=x.dtype).reshape(-1) for dy in dys]
+        y_shape = np.shape(dys[0])
+        jac = np.stack(cols, axis=-1)
+        return jac.reshape(y_shape + x.shape)
+    y = np.asarray(f(*[a.val if isinstance(a, Annotation) else a for a in args]))
+    m = y.size
+    k = _chunk(chunk, m)
+    rows = np.empty((m, n), dtype=x.dtype)
+    for start in range(0, m, k):
+        w = min(k, m - start)
+        dxs = tuple(np.zeros_like(x) for _ in range(w))
+        plain[wrt] = BatchDuplicated(x, dxs)
+        seeds = tuple(_unit(y.astype(x.dtype), start + j) for j in range(w))
+        autodiff(mode, f, BatchDuplicated, *plain, seed=seeds[0] if w == 1 else seeds)
+        for j, dx in enumerate(dxs):
+            rows[start + j, :] = dx.reshape(-1)
+    return rows.reshape(y.shape + x.shape)
 
-    f = _function(f)
-    sig = f.llvm_signature
-    if not sig.ret.is_float:
-        raise TypeError(f"hvp needs a function returning a float; {f.name} returns {sig.ret.text}")
-    args = [*rest]
-    nparams = len(sig.params)
-    if len(args) + 1 != nparams:
-        raise TypeError(
-            f"{f.name} takes {nparams} argument(s) ({f.signature}), {len(args) + 1} given"
-        )
+
+def _hvp(f: Any, x: Any, v: Any, rest: Sequence[Any], wrt: int) -> tuple[Any, Any]:
+    table, name, target = resolve(f, "hvp")
+    args: list[Any] = list(rest)
+    nparams = len(args) + 1
     wrt = _index(wrt, nparams, "wrt")
     x = _float_array(x, "x")
     if not isinstance(v, np.ndarray) or v.dtype != x.dtype or v.shape != x.shape:
@@ -229,28 +249,13 @@ def _hvp(f: Any, x: Any, v: Any, rest: Sequence[Any], wrt: int) -> tuple[Any, An
                 f"hvp: the arguments besides x are constants; got {type(a).__name__} "
                 f"at position {i + (i >= wrt)}"
             )
-        if isinstance(a, (float, np.floating)) or (
-            isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim > 0
-        ):
-            args[i] = Const(a)
     grad = np.zeros_like(x)
-    args.insert(wrt, Duplicated(x, grad))
-    prep = prepare(Reverse, f, Active, args)
-    plan = replace(prep.plan, mode=HVP)
     hv = np.zeros_like(x)
-    # the prepared values hold (x, dx) for the differentiated array: add (v, hv)
-    values: list[Any] = []
-    pos = 0
-    for i, a in enumerate(plan.args):
-        if i == wrt:
-            xa, ga = prep.values[pos], prep.values[pos + 1]
-            values += [xa, _address(v), ga, _address(hv)]
-            pos += 2
-        else:
-            values.append(prep.values[pos])
-            pos += 1
-    code = f.module._compiled(plan)
-    _run(code, values)  # prep.keep, v and hv (locals) keep the memory alive
+    args.insert(wrt, request.HvpArg(x, grad, v, hv))
+    table.call(
+        request.HVP_ROUTE, Reverse, Active, name, args,
+        lambda: request.build(_target(target, args), request.HVP_ROUTE, Reverse, Active, args),
+    )
     return hv, grad
 
 
@@ -269,4 +274,3 @@ def hvp_and_gradient(
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """``(H v, gradient)`` of the float-valued ``f`` at ``x`` in one call (see :func:`hvp`)."""
     return _hvp(f, x, v, rest, wrt)
-

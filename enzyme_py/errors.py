@@ -6,6 +6,9 @@ also from the built-in exception it resembles, so callers may catch either::
     EnzymePyError
     ├── IRParseError (ValueError)          LLVM IR text or bitcode did not parse
     ├── CompileError (RuntimeError)        clang, the verifier, the optimiser or the JIT failed
+    ├── UnsupportedError (NotImplementedError)  code enzyme_py refuses to differentiate:
+    │                                      inline assembly, OpenMP, Enzyme's source-level
+    │                                      interface, a construct the numba lowering lacks
     ├── EnzymeError (RuntimeError)         Enzyme reported a problem while differentiating
     │   ├── NoDerivativeError              an instruction or call has no known derivative
     │   ├── NoShadowError                  a value needs a shadow that cannot be built
@@ -41,6 +44,7 @@ __all__ = [
     "NoTypeError",
     "TapeError",
     "TypeDepthExceededError",
+    "UnsupportedError",
     "error_class_for",
 ]
 
@@ -179,6 +183,12 @@ class EnzymeCrashError(EnzymeError):
         if stderr.strip():
             tail = "\n    ".join(stderr.strip().splitlines()[-15:])
             self.args = (f"{self.args[0]}\n  worker stderr (tail):\n    {tail}",)
+
+
+class UnsupportedError(EnzymePyError, NotImplementedError):
+    """The code uses a construct enzyme_py refuses to differentiate (the message names it,
+    the function using it and what to do instead); refused before Enzyme runs, because
+    Enzyme would abort the process or silently ignore it."""
 
 
 class TapeError(EnzymePyError, ValueError):

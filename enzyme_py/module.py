@@ -1,5 +1,5 @@
 """LLVM modules and their functions: :class:`Module` (from IR text, bitcode or C) and
-:class:`Function` (callable as the primal, differentiable with :func:`enzyme_py.autodiff`).
+:class:`Function` (callable as the primal, differentiable with every transform).
 
 Each Module owns one LLVM context (typed-pointer IR, as llvmlite writes it, and
 opaque-pointer IR, as clang 15 writes it, cannot share one) and keeps its bitcode;
@@ -7,63 +7,39 @@ every compilation parses that bitcode into a fresh context, so the module itself
 never changed by Enzyme.  Compiled code is cached per module by (function, mode,
 activities, dtypes, return activity, options) and unloaded when the module is closed.
 
-Environment: ``ENZYME_PY_CLANG`` names the clang used by :meth:`Module.from_c`
-(default: ``clang-N`` on ``PATH``, then ``/usr/lib/llvm-N/bin/clang``, N the LLVM major
-of the loaded libLLVM).
+A module's mutable globals are its state: every code object compiled from one module
+instance (the primal, each derivative) shares one definition of each, and two modules
+never clash, whatever their globals are called.  Globals nothing writes are constants.
+
+A Python function lowered by :func:`enzyme_py.lower` is a :class:`Function` too, of a
+module holding its numba IR; its :attr:`Function.layout` maps its Python arguments (an
+array is a data pointer and a shape) onto the module's entry point.
+
+Environment: ``ENZYME_PY_CLANG`` names the clang used by :meth:`Module.from_c`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import _cache as _codecache
-from . import config
-from ._dispatch import load_code
-from ._fastpath import MISS as _MISS
-from ._fastpath import fast_primal as _fast_primal
-from ._irtypes import Signature, read_signature
-from ._library import LOCK, collecting, native, take_message
-from ._refs import Closing, ContextRef, MemoryBufferRef, ModuleRef
-from .compiler import (
-    Plan,
-    host_target_machine,
-    parse_bitcode,
-    prepare_module,
-    run_pipeline,
-    verify,
-    write_bitcode,
-)
-from .errors import CompileError, IRParseError
-from .loader import LoadedCode
-
-_is_finalizing = sys.is_finalizing
+from ._call import request as _request
+from ._call.fast import Table
+from ._call.layout import Layout, c_layout
+from ._compile.clang import check_c_source, compile_c, find_clang
+from ._compile.pipeline import optimise_source
+from ._compile.service import Program
+from ._native import transforms
+from ._native.handles import Closing, ContextRef, ModuleRef
+from ._native.library import native
+from ._native.types import Signature, read_signature
+from .errors import CompileError, UnsupportedError
 
 __all__ = ["Function", "FunctionNotFoundError", "Module", "find_clang"]
-
-#: Flags given to clang by :meth:`Module.from_c`: optimise, but leave unrolling and
-#: vectorisation to the pipeline after differentiation; no errno from libm calls (clang
-#: would declare them ``writeonly``, which conflicts with what Enzyme adds).
-C_FLAGS = (
-    "-O2",
-    "-fno-math-errno",
-    "-Xclang",
-    "-disable-llvm-optzns",
-    "-emit-llvm",
-    "-c",
-)
-
-_PARSE_POS = re.compile(r":(\d+):(\d+):\s*error:\s*(.*)", re.DOTALL)
 
 
 class FunctionNotFoundError(KeyError):
@@ -73,22 +49,33 @@ class FunctionNotFoundError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def find_clang(major: int) -> Path:
-    """The clang of LLVM ``major``: ``ENZYME_PY_CLANG``, ``clang-N`` on PATH, or
-    ``/usr/lib/llvm-N/bin/clang``.  :class:`CompileError` when none exists."""
-    env = os.environ.get("ENZYME_PY_CLANG")
-    if env:
-        return Path(env)
-    found = shutil.which(f"clang-{major}")
-    if found:
-        return Path(found)
-    for cand in (Path(f"/usr/lib/llvm-{major}/bin/clang"), Path(f"/usr/local/opt/llvm@{major}/bin/clang")):
-        if cand.exists():
-            return cand
-    raise CompileError(
-        f"no clang for LLVM {major} was found; install clang-{major} "
-        f"(e.g. `apt-get install clang-{major}`) or set ENZYME_PY_CLANG to its path"
-    )
+def _check_symbols(symbols: Mapping[str, int] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, addr in (symbols or {}).items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"symbol names must be non-empty strings, got {name!r}")
+        if isinstance(addr, bool) or not isinstance(addr, int) or addr <= 0:
+            raise ValueError(f"symbol {name!r}: the address must be a positive int, got {addr!r}")
+        out[name] = addr
+    return out
+
+
+def _refuse_interface(mod: ModuleRef, name: str) -> None:
+    calls, regs = transforms.interface_uses(mod)
+    if regs:
+        raise UnsupportedError(
+            f"module {name!r} registers Enzyme rules or inactive functions in its source "
+            f"({', '.join(sorted(regs))}); enzyme_py does not run Enzyme's source-level pass "
+            "on it, so they would be ignored. Register derivatives with "
+            "enzyme_py.with_derivative(module, name, ...) and inactive functions with "
+            "enzyme_py.inactive(module, name)"
+        )
+    if calls:
+        raise UnsupportedError(
+            f"module {name!r} calls Enzyme's source-level interface ({', '.join(sorted(calls))}); "
+            "enzyme_py differentiates functions through its Python API instead: "
+            "enzyme_py.autodiff(mode, module.function(name), ...)"
+        )
 
 
 class Module(Closing):
@@ -104,31 +91,40 @@ class Module(Closing):
         module: ModuleRef,
         name: str,
         symbols: Mapping[str, int] | None = None,
+        *,
+        bitcode: bytes | None = None,
     ) -> None:
-        nat = native()
-        with LOCK:
-            verify(nat, module.handle, f"module {name!r}")
+        module.verify(f"module {name!r}")
+        _refuse_interface(module, name)
         self.name = name
         #: name -> address of external functions the JIT must resolve (e.g. runtime
         #: functions of a library loaded RTLD_LOCAL); given to the JIT when code loads.
         self.symbols: dict[str, int] = _check_symbols(symbols)
         self._context: ContextRef | None = context
         self._module: ModuleRef | None = module
-        with LOCK:
-            self._bitcode = write_bitcode(nat, module.handle)
-            self._functions = self._read_functions()
+        self._bitcode = module.bitcode() if bitcode is None else bytes(bitcode)
+        self._functions = self._read_functions(module)
+        stateful = tuple(
+            sorted(n for n, g in transforms.scan_globals(module).items() if not g.constant and g.written)
+        )
         self.content_hash = hashlib.sha256(self._bitcode).hexdigest()
-        self._cache: dict[tuple[Any, ...], LoadedCode] = {}
-        self._cache_lock = threading.Lock()
-        #: request kind -> call plan of enzyme_py._fastpath; cleared with the cache.
-        self._fast_plans: dict[Any, Any] = {}
+        self._program = Program(self._bitcode, self.content_hash, name, self.symbols, stateful)
+        #: prepared calls of this module's functions (enzyme_py._call.fast)
+        self._table = Table()
+
+    @staticmethod
+    def _read_functions(module: ModuleRef) -> dict[str, tuple[Signature, tuple[str | None, ...]]]:
+        out = {}
+        for name, fn in module.defined_functions().items():
+            sig = read_signature(fn)
+            pointees = transforms.infer_pointees(fn) if any(p.is_pointer and p.pointee is None for p in sig.params) else ()
+            out[name] = (sig, pointees)
+        return out
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_ir(
-        cls, text: str, *, name: str = "module", symbols: Mapping[str, int] | None = None
-    ) -> Module:
+    def from_ir(cls, text: str, *, name: str = "module", symbols: Mapping[str, int] | None = None) -> Module:
         """Parse LLVM IR text; :class:`IRParseError` (a ValueError) with line on failure.
 
         ``symbols`` maps external function names to addresses in this process, for
@@ -136,41 +132,31 @@ class Module(Closing):
         """
         if not isinstance(text, str):
             raise TypeError(f"from_ir expects IR text (str), got {type(text).__name__}")
-        nat = native()
-        with LOCK:
-            ctx = ContextRef.create()
-            try:
-                data = text.encode()
-                buf = MemoryBufferRef.from_bytes(data, name)
-                mod = ctypes.c_void_p()
-                msg = ctypes.c_void_p()
-                failed = nat.llvm.LLVMParseIRInContext(
-                    ctx.handle, buf.detach(), ctypes.byref(mod), ctypes.byref(msg)
-                )
-                text_msg = take_message(nat.llvm, msg.value)
-                if failed or not mod.value:
-                    raise _parse_error(text_msg or "invalid LLVM IR")
-                return cls(ctx, ModuleRef(mod.value, keep=ctx), name, symbols)
-            except BaseException:
-                ctx.close()
-                raise
+        native()
+        ctx = ContextRef.create()
+        try:
+            return cls(ctx, ctx.parse_ir(text, name), name, symbols)
+        except BaseException:
+            ctx.close()
+            raise
 
     @classmethod
     def from_bitcode(
         cls, data: bytes, *, name: str = "module", symbols: Mapping[str, int] | None = None
     ) -> Module:
-        """Parse LLVM bitcode; :class:`IRParseError` when it is not valid bitcode."""
+        """Parse LLVM bitcode; :class:`IRParseError` when it is not valid bitcode.  The
+        module keeps these very bytes (its content hash, and so its disk-cache keys, are
+        those of ``data``)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bitcode expects bytes, got {type(data).__name__}")
-        nat = native()
-        with LOCK:
-            ctx = ContextRef.create()
-            try:
-                mod = parse_bitcode(nat, ctx, bytes(data), name)
-                return cls(ctx, mod, name, symbols)
-            except BaseException:
-                ctx.close()
-                raise
+        native()
+        ctx = ContextRef.create()
+        try:
+            data = bytes(data)
+            return cls(ctx, ctx.parse_bitcode(data, name), name, symbols, bitcode=data)
+        except BaseException:
+            ctx.close()
+            raise
 
     @classmethod
     def from_c(
@@ -190,63 +176,34 @@ class Module(Closing):
             raise TypeError(f"from_c expects C source (str), got {type(source).__name__}")
         if isinstance(flags, str):
             raise TypeError("flags must be a sequence of strings, not one string")
+        check_c_source(source, name)
         nat = native()
-        clang = find_clang(nat.llvm_major)
-        with tempfile.TemporaryDirectory(prefix="enzyme_py_") as tmp:
-            src = Path(tmp) / f"{_safe(name)}.c"
-            out = Path(tmp) / f"{_safe(name)}.bc"
-            src.write_text(source)
-            cmd = [str(clang), *C_FLAGS, *map(str, flags), str(src), "-o", str(out)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-            except OSError as e:
-                raise CompileError(f"could not run {clang}: {e}") from e
-            if proc.returncode != 0 or not out.exists():
-                raise CompileError(
-                    f"clang failed on C source {name!r} (exit status {proc.returncode})",
-                    proc.stderr,
-                )
-            data = out.read_bytes()
-        with LOCK:
-            ctx = ContextRef.create()
-            try:
-                mod = parse_bitcode(nat, ctx, data, name)
-                tm = host_target_machine()
-                with collecting() as reports:
-                    prepare_module(nat, mod.handle, tm)
-                    run_pipeline(nat, mod.handle, "default<O2>", tm, loop_transforms=False)
-                if reports:
-                    raise CompileError(
-                        f"optimising C source {name!r} failed",
-                        "\n".join(r.message for r in reports),
-                    )
-                return cls(ctx, mod, name, symbols)
-            except BaseException:
-                ctx.close()
-                raise
+        data = compile_c(source, flags, name, nat.llvm_major)
+        ctx = ContextRef.create()
+        try:
+            mod = ctx.parse_bitcode(data, name)
+            optimise_source(mod, name)
+            return cls(ctx, mod, name, symbols)
+        except BaseException:
+            ctx.close()
+            raise
 
     # ------------------------------------------------------------------ inspection
 
-    def _read_functions(self) -> dict[str, Signature]:
-        lib = native().llvm
-        out: dict[str, Signature] = {}
-        size = ctypes.c_size_t()
-        fn = lib.LLVMGetFirstFunction(self._handle())
-        while fn:
-            if not lib.LLVMIsDeclaration(fn):
-                name = ctypes.string_at(lib.LLVMGetValueName2(fn, ctypes.byref(size)), size.value)
-                out[name.decode()] = read_signature(lib, fn)
-            fn = lib.LLVMGetNextFunction(fn)
-        return out
-
-    def _handle(self) -> int:
+    def _handle(self) -> ModuleRef:
         if self._module is None:
             raise ValueError(f"module {self.name!r} was closed and cannot be used")
-        return self._module.handle
+        return self._module
 
     @property
     def closed(self) -> bool:
         return self._module is None
+
+    @property
+    def program(self) -> Program:
+        """The compiled code of this module (``enzyme_py._compile.service.Program``)."""
+        self._handle()
+        return self._program
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -263,66 +220,47 @@ class Module(Closing):
     @property
     def ir(self) -> str:
         """The module as LLVM IR text."""
-        lib = native().llvm
-        with LOCK:
-            return take_message(lib, lib.LLVMPrintModuleToString(self._handle())) or ""
+        return self._handle().text()
 
-    def function(self, name: str) -> Function:
+    @property
+    def stateful_globals(self) -> tuple[str, ...]:
+        """The mutable globals the module's code writes: its state, shared by the primal
+        and every derivative of this module instance."""
+        return self._program.stateful
+
+    def function(self, name: str, *, layout: Layout | None = None) -> Function:
         """The function ``name``; :class:`FunctionNotFoundError` (a KeyError) if the
-        module does not define it."""
+        module does not define it.  ``layout``: how Python arguments map onto it (the
+        default: one argument per LLVM parameter)."""
         self._handle()
-        sig = self._functions.get(name)
-        if sig is None:
+        if not isinstance(name, str):
+            raise TypeError(f"a function name is a str, got {type(name).__name__}")
+        entry = self._functions.get(name)
+        if entry is None:
             defined = ", ".join(sorted(self._functions)) or "none"
-            raise FunctionNotFoundError(
-                f"module {self.name!r} defines no function {name!r}; it defines: {defined}"
-            )
-        return Function(self, name, sig)
+            raise FunctionNotFoundError(f"module {self.name!r} defines no function {name!r}; it defines: {defined}")
+        sig, pointees = entry
+        return Function(self, name, sig, layout or c_layout(name, sig, pointees))
 
-    # ------------------------------------------------------------------ compilation
-
-    def _compiled(self, plan: Plan) -> LoadedCode:
-        """Compiled and loaded code for ``plan``, from the caches when possible."""
-        self._handle()
-        key = (self.content_hash, plan, config.options(), tuple(sorted(self.symbols.items())))
-        code = self._cache.get(key)
-        if code is not None:
-            return code
-        bitcode, symbols = self._bitcode, self.symbols
-
-        def build() -> LoadedCode:
-            # disk cache, isolation worker or this process (enzyme_py._dispatch)
-            return load_code(bitcode, self.content_hash, plan, symbols)
-
-        with self._cache_lock:
-            code = self._cache.get(key)
-            if code is not None:
-                return code
-            if self._module is None:
-                raise ValueError(f"module {self.name!r} was closed and cannot be used")
-            code = _codecache.acquire(key, build)
-            self._cache[key] = code
-        return code
+    # ------------------------------------------------------------------ compiled code
 
     def clear_cache(self) -> None:
-        """Release every derivative compiled for this module (see :mod:`enzyme_py._cache`)."""
-        with self._cache_lock:
-            self._fast_plans.clear()
-            keys = list(self._cache)
-            self._cache.clear()
-        for key in keys:
-            _codecache.release(key)
+        """Release every derivative compiled for this module."""
+        self._table.clear()
+        self._program.clear()
 
     def close(self) -> None:
         """Unload compiled code and free the LLVM module and context (idempotent)."""
-        self.clear_cache()
-        mod, ctx = self._module, self._context
+        program = getattr(self, "_program", None)
+        if program is not None:
+            self._table.clear()
+            program.close()
+        mod, ctx = getattr(self, "_module", None), getattr(self, "_context", None)
         self._module = self._context = None
         if mod is not None:
             mod.close()
         if ctx is not None:
             ctx.close()
-
 
     def __repr__(self) -> str:
         state = "closed" if self._module is None else f"{len(self._functions)} function(s)"
@@ -330,9 +268,7 @@ class Module(Closing):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by content: bitcode, name and the *names* of :attr:`symbols`, resolved
-        again by name in the unpickling process (see :mod:`enzyme_py._pickling`)."""
-        from ._pickling import rebuild_module
-
+        again by name in the unpickling process (see ``rebuild_module``)."""
         return (rebuild_module, (self.bitcode, self.name, tuple(sorted(self.symbols))))
 
 
@@ -340,57 +276,98 @@ class Function:
     """A function defined in a :class:`Module`.
 
     Calling it runs the primal (compiled once, cached): scalars as Python numbers,
-    pointers as C-contiguous NumPy arrays of the matching dtype.
+    pointers as C-contiguous NumPy arrays of the matching dtype.  ``layout`` says how
+    Python arguments map onto the LLVM function (see :mod:`enzyme_py._call.layout`).
     """
 
-    __slots__ = ("llvm_signature", "module", "name")
+    __slots__ = ("layout", "llvm_signature", "module", "name", "origin")
 
-    def __init__(self, module: Module, name: str, signature: Signature) -> None:
+    def __init__(self, module: Module, name: str, signature: Signature, layout: Layout) -> None:
         self.module = module
         self.name = name
-        #: Parameter and return types as :class:`~enzyme_py._irtypes.Signature`.
+        #: Parameter and return types as :class:`~enzyme_py._native.types.Signature`.
         self.llvm_signature = signature
+        self.layout = layout
+        #: For a lowered Python function: iterates as ``(rebuild, args)``, which lowers it
+        #: again in the unpickling process.
+        self.origin: Any = None
+
+    @property
+    def program(self) -> Program:
+        return self.module.program
+
+    @property
+    def table(self) -> Table:
+        """The prepared calls of this function (shared with its module)."""
+        self.module._handle()
+        return self.module._table
 
     @property
     def signature(self) -> str:
-        """The LLVM signature as text, e.g. ``"double (double*, i64)"``."""
-        return str(self.llvm_signature)
+        """The signature as text, e.g. ``"double (double*, i64)"``."""
+        return self.layout.signature
 
     def __call__(self, *args: Any) -> Any:
-        hit = _fast_primal(self, args)  # a kind called before (enzyme_py._fastpath)
-        if hit is not _MISS:
-            return hit
-        from .api import call_primal
-
-        return call_primal(self, args)
+        return self.table.call(
+            _request.PRIMAL_ROUTE, None, None, self.name, args,
+            lambda: _request.build(self, _request.PRIMAL_ROUTE, None, None, args),
+        )
 
     def __repr__(self) -> str:
-        return f"<Function {self.name}: {self.llvm_signature}>"
+        return f"<Function {self.layout.name}: {self.layout.signature}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as (module, name); see :meth:`Module.__reduce__`."""
-        from ._pickling import rebuild_function
-
+        """Pickle as (module, name), or as the Python function it was lowered from."""
+        if self.origin is not None:
+            return tuple(self.origin)
         return (rebuild_function, (self.module, self.name))
 
 
-def _check_symbols(symbols: Mapping[str, int] | None) -> dict[str, int]:
+
+# --------------------------------------------------------------------------- pickling
+# A module pickles as its bitcode, its name and the names of its external ``symbols``
+# (addresses are per process).  Unpickling parses the very bytes again (the content hash,
+# and so the disk-cache key of every derivative, is unchanged) and looks each symbol name
+# up among the libraries loaded ``RTLD_GLOBAL`` in this process.  Unpickling the same
+# content twice in one process gives the same live Module (a weak memo).
+
+_memo: weakref.WeakValueDictionary[tuple[Any, ...], Module] = weakref.WeakValueDictionary()
+_memo_lock = threading.Lock()
+
+
+def _resolve_symbols(names: tuple[str, ...], module_name: str) -> dict[str, int]:
+    if not names:
+        return {}
+    process = ctypes.CDLL(None)
     out: dict[str, int] = {}
-    for name, addr in (symbols or {}).items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"symbol names must be non-empty strings, got {name!r}")
-        if isinstance(addr, bool) or not isinstance(addr, int) or addr <= 0:
-            raise ValueError(f"symbol {name!r}: the address must be a positive int, got {addr!r}")
-        out[name] = addr
+    missing = []
+    for name in names:
+        try:
+            out[name] = ctypes.cast(getattr(process, name), ctypes.c_void_p).value or 0
+        except AttributeError:
+            missing.append(name)
+    if missing:
+        raise CompileError(
+            f"unpickling module {module_name!r}: the external symbol(s) {', '.join(missing)} "
+            "are not defined in this process. Load the library that defines them "
+            "(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)) before unpickling, or pickle the "
+            "object that created the module (e.g. an @enzyme_py.jit function) instead"
+        )
     return out
 
 
-def _parse_error(message: str) -> IRParseError:
-    m = _PARSE_POS.search(message)
-    if m:
-        return IRParseError(m.group(3).strip(), int(m.group(1)), int(m.group(2)))
-    return IRParseError(message.strip())
+def rebuild_module(bitcode: bytes, name: str, symbol_names: tuple[str, ...]) -> Module:
+    """The :class:`Module` of ``bitcode`` (shared with earlier unpicklings of it)."""
+    key = (hashlib.sha256(bitcode).hexdigest(), name, tuple(symbol_names))
+    with _memo_lock:
+        mod = _memo.get(key)
+        if mod is not None and not mod.closed:
+            return mod
+        mod = Module.from_bitcode(bitcode, name=name, symbols=_resolve_symbols(symbol_names, name))
+        _memo[key] = mod
+        return mod
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "module"
+def rebuild_function(module: Module, name: str) -> Function:
+    """``module.function(name)``."""
+    return module.function(name)

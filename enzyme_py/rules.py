@@ -2,7 +2,12 @@
 external functions (code calling a C library function whose IR Enzyme cannot see).
 
 Both return a **new** :class:`~enzyme_py.Module` (modules are immutable values; compiled
-code is cached by content, so the new module never reuses the old module's derivatives):
+code is cached by content, so the new module never reuses the old module's derivatives).
+Given a Python function instead of a module, both return a new callable that behaves as
+that function everywhere (call it, differentiate it) and whose lowerings get the rule;
+the names are then those of external functions its code calls by name (numba's
+``types.ExternalFunction``; numba inlines its own jitted helpers, so they cannot be
+named):
 
 * :func:`inactive` marks functions with Enzyme's ``enzyme_inactive`` attribute: calls to
   them carry no derivative (their results are constants).
@@ -35,104 +40,100 @@ primal (a library loaded in the process, or ``symbols=`` of the module).
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._irtypes import read_signature
+from ._native import transforms
+from ._native.ffi import LOCK
+from ._native.handles import ContextRef, ModuleRef
+from ._native.library import native
+from ._native.types import read_signature
 from .module import Function, Module
+from .python_functions import is_python_function, target_of
 
-__all__ = ["inactive", "with_derivative"]
-
-_FUNCTION_INDEX = 0xFFFFFFFF  # LLVMAttributeFunctionIndex
-
-
-def _bind(lib: Any) -> Any:
-    from ._llvm_extra import bind_extra
-
-    bind_extra(lib)
-    for name, res, args in (
-        ("LLVMGlobalSetMetadata", None, (ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p)),
-        ("LLVMValueAsMetadata", ctypes.c_void_p, (ctypes.c_void_p,)),
-        (
-            "LLVMMDNodeInContext2",
-            ctypes.c_void_p,
-            (ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t),
-        ),
-        ("LLVMGetNamedFunction", ctypes.c_void_p, (ctypes.c_void_p, ctypes.c_char_p)),
-    ):
-        fn = getattr(lib, name)
-        fn.restype = res
-        fn.argtypes = list(args)
-    return lib
+__all__ = ["RuledFunction", "inactive", "with_derivative"]
 
 
 def _edit(
     module: Module,
-    edit: Any,
+    edit: Callable[[ModuleRef], None],
     *,
     extra: bytes | None = None,
     name: str | None = None,
     symbols: Mapping[str, int] | None = None,
 ) -> Module:
     """Parse ``module`` (and ``extra``, linked in) into a fresh context, apply
-    ``edit(lib, ctx, mod)``, and return the result as a new Module."""
-    from ._library import LOCK, native
-    from ._refs import ContextRef
-    from .compiler import parse_bitcode, verify, write_bitcode
-    from .errors import CompileError
-
+    ``edit(module)``, and return the result as a new Module."""
     if not isinstance(module, Module):
         raise TypeError(f"expected an enzyme_py Module, got {type(module).__name__}")
-    nat = native()
-    lib = _bind(nat.llvm)
-    with LOCK:
-        ctx = ContextRef.create()
-        try:
-            mod = parse_bitcode(nat, ctx, module.bitcode, module.name)
-            try:
-                if extra is not None:
-                    other = parse_bitcode(nat, ctx, extra, "rules")
-                    if lib.LLVMLinkModules2(mod.handle, other.detach()):
-                        raise CompileError(
-                            "the rule functions could not be linked into the module "
-                            "(a name defined in both, or a type conflict)"
-                        )
-                edit(lib, ctx, mod.handle)
-                verify(nat, mod.handle, f"module {module.name!r} with its rules")
-                data = write_bitcode(nat, mod.handle)
-            finally:
-                mod.close()
-        finally:
-            ctx.close()
+    native()
+    # Opaque pointers: rules from clang (opaque) link into numba's modules (typed), which
+    # are upgraded when parsed.
+    with LOCK, ContextRef.create(opaque_pointers=extra is not None) as ctx:
+        mod = ctx.parse_bitcode(module.bitcode, module.name)
+        with mod:
+            if extra is not None:
+                mod.link_in(ctx.parse_bitcode(extra, "rules"), "the rule functions into the module")
+            edit(mod)
+            mod.verify(f"module {module.name!r} with its rules")
+            data = mod.bitcode()
     merged = dict(module.symbols)
     merged.update(symbols or {})
     return Module.from_bitcode(data, name=name or module.name, symbols=merged)
 
 
-def _function(lib: Any, mod: int, name: str, what: str) -> int:
-    fn = lib.LLVMGetNamedFunction(mod, name.encode())
-    if not fn:
+class RuledFunction:
+    """A Python function whose lowerings get custom rules (see the module docstring):
+    calling it calls the function; every transform differentiates it with the rules."""
+
+    def __init__(self, f: Any, edit: Callable[[Module], Module], what: str) -> None:
+        self.__wrapped__ = f
+        self._edit = edit
+        self._what = what
+        functools.update_wrapper(self, getattr(target_of(f), "py_func", target_of(f)))
+
+    @property
+    def __enzyme_py_target__(self) -> Any:
+        return target_of(self.__wrapped__)
+
+    def __enzyme_py_edit__(self, module: Module) -> Module:
+        inner = getattr(self.__wrapped__, "__enzyme_py_edit__", None)
+        if inner is not None:
+            module = inner(module)
+        return self._edit(module)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.__wrapped__!r} with {self._what}>"
+
+
+def _function(mod: ModuleRef, name: str, what: str) -> int:
+    fn = mod.function(name)
+    if fn is None:
         raise KeyError(f"{what}: the module declares or defines no function {name!r}")
-    return int(fn)
+    return fn
 
 
-def inactive(module: Module, *names: str) -> Module:
+def inactive(module: Any, *names: str) -> Any:
     """A copy of ``module`` in which calls to each function of ``names`` carry no
     derivative (Enzyme's ``enzyme_inactive`` attribute).  ``KeyError`` for a name the
-    module neither declares nor defines."""
+    module neither declares nor defines.  ``module`` may be a Python function (see the
+    module docstring)."""
     if not names:
         raise TypeError("inactive(module, *names) needs at least one function name")
     for n in names:
         if not isinstance(n, str) or not n:
             raise TypeError(f"function names must be non-empty strings, got {n!r}")
 
-    def edit(lib: Any, ctx: Any, mod: int) -> None:
+    if is_python_function(module):
+        return RuledFunction(module, lambda m: inactive(m, *names), f"inactive {', '.join(names)}")
+
+    def edit(mod: ModuleRef) -> None:
         for n in names:
-            fn = _function(lib, mod, n, "inactive")
-            key = b"enzyme_inactive"
-            attr = lib.LLVMCreateStringAttribute(ctx.handle, key, len(key), b"", 0)
-            lib.LLVMAddAttributeAtIndex(fn, _FUNCTION_INDEX, attr)
+            transforms.add_function_attribute(_function(mod, n, "inactive"), mod.context, "enzyme_inactive")
 
     return _edit(module, edit)
 
@@ -151,20 +152,16 @@ def _rule_name(rule: Any, rules: Module | None, what: str) -> tuple[str, Module]
 def _check_rules(module: Module, name: str, fwd: Any, aug: Any, grad: Any) -> None:
     """Check the rules' signatures against the external function's (see the module
     docstring) before Enzyme sees them."""
-    from ._library import LOCK, native
-
-    nat = native()
-    lib = nat.llvm
-    with LOCK:
-        fn = lib.LLVMGetNamedFunction(module._handle(), name.encode())
-        if not fn:
-            raise KeyError(f"with_derivative: module {module.name!r} does not declare {name!r}")
-        if not lib.LLVMIsDeclaration(fn):
-            raise ValueError(
-                f"with_derivative: {name!r} is defined in module {module.name!r}; rules are for "
-                "external functions (declarations) whose IR Enzyme cannot see"
-            )
-        sig = read_signature(lib, fn)
+    mod = module._handle()
+    fn = mod.function(name)
+    if fn is None:
+        raise KeyError(f"with_derivative: module {module.name!r} does not declare {name!r}")
+    if mod.defined_function(name) is not None:
+        raise ValueError(
+            f"with_derivative: {name!r} is defined in module {module.name!r}; rules are for "
+            "external functions (declarations) whose IR Enzyme cannot see"
+        )
+    sig = read_signature(fn)
     if sig.variadic:
         raise TypeError(f"{name} is variadic: no rule can describe it")
     for p in sig.params:
@@ -204,7 +201,7 @@ def _check_rules(module: Module, name: str, fwd: Any, aug: Any, grad: Any) -> No
 
 
 def with_derivative(
-    module: Module,
+    module: Any,
     name: str,
     *,
     forward: Function | str | None = None,
@@ -212,9 +209,10 @@ def with_derivative(
     gradient: Function | str | None = None,
     rules: Module | None = None,
     symbols: Mapping[str, int] | None = None,
-) -> Module:
+) -> Any:
     """A copy of ``module`` in which Enzyme differentiates calls to the external function
-    ``name`` with the given rules (see the module docstring for their signatures).
+    ``name`` with the given rules (see the module docstring for their signatures); a new
+    callable when ``module`` is a Python function.
 
     ``forward``: the forward-mode rule; ``augment`` and ``gradient``: the reverse-mode
     pair.  Each is a :class:`Function` (of any module) or a name defined in ``rules``.
@@ -222,6 +220,14 @@ def with_derivative(
     """
     if forward is None and augment is None and gradient is None:
         raise TypeError("with_derivative needs forward= and/or augment= with gradient=")
+    if is_python_function(module):
+        return RuledFunction(
+            module,
+            lambda m: with_derivative(
+                m, name, forward=forward, augment=augment, gradient=gradient, rules=rules, symbols=symbols
+            ),
+            f"rules for {name}",
+        )
     given = {"forward": forward, "augment": augment, "gradient": gradient}
     resolved: dict[str, tuple[str, Module]] = {
         k: _rule_name(v, rules, k) for k, v in given.items() if v is not None
@@ -243,17 +249,13 @@ def with_derivative(
             "too; rename them"
         )
 
-    def edit(lib: Any, ctx: Any, mod: int) -> None:
-        target = _function(lib, mod, name, "with_derivative")
+    def edit(mod: ModuleRef) -> None:
+        target = _function(mod, name, "with_derivative")
         for kind, key in (("forward", "enzyme_derivative"), ("augment", "enzyme_augment"),
                           ("gradient", "enzyme_gradient")):
-            if kind not in resolved:
-                continue
-            rule = _function(lib, mod, resolved[kind][0], kind)
-            md = (ctypes.c_void_p * 1)(lib.LLVMValueAsMetadata(rule))
-            node = lib.LLVMMDNodeInContext2(ctx.handle, md, 1)
-            kind_id = lib.LLVMGetMDKindIDInContext(ctx.handle, key.encode(), len(key))
-            lib.LLVMGlobalSetMetadata(target, kind_id, node)
+            if kind in resolved:
+                rule = _function(mod, resolved[kind][0], kind)
+                transforms.set_rule_metadata(target, mod.context, key, rule)
 
     return _edit(
         module,

@@ -38,10 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from ._irtypes import CTYPES
+from ._call import request
+from ._call.run import Entry
+from ._compile.loader import function_type, out_struct_type
+from ._compile.plan import split_reverse_layout
 from .activity import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
+from .api import _target, resolve
 from .errors import TapeError
 from .modes import Mode
+from .module import Function
+from .python_functions import arity, target_of
 
 __all__ = ["ForwardThunk", "ReverseThunk", "Tape", "TapeError", "autodiff_thunk"]
 
@@ -56,9 +62,7 @@ class Tape:
 
     __slots__ = ("__weakref__", "_address", "_consumed", "_finalizer", "_lock", "_owner")
 
-    def __init__(
-        self, owner: _Compiled, address: int, release_args: tuple[Any, ...], keep: Any
-    ) -> None:
+    def __init__(self, owner: _Compiled, address: int, release_args: tuple[Any, ...], keep: Any) -> None:
         self._owner = owner
         self._address = address
         self._consumed = False
@@ -96,36 +100,32 @@ class Tape:
 def _release(owner: _Compiled, address: int, args: tuple[Any, ...], keep: Any) -> None:
     """Finalizer of an unconsumed tape: run its reverse pass with zero seeds into scratch
     shadows, which frees what Enzyme recorded."""
-    if sys.is_finalizing() or owner.code.closed:
+    if sys.is_finalizing() or owner.entry.code.closed:
         return
     try:
-        owner.reverse(args, address)
+        owner.reverse(list(args), address)
     except Exception:  # noqa: BLE001 - a finalizer must not raise
         return
 
 
 class _Compiled:
-    """The loaded split-mode code for one plan (argument dtypes)."""
+    """The loaded split-mode code for one plan (argument kinds): the forward entry and
+    the reverse entry ``<symbol>_reverse``."""
 
-    def __init__(self, name: str, code: Any, plan: Any) -> None:
-        from ._parity_compile import split_reverse_layout
-
+    def __init__(self, name: str, spec: request.Spec, plan: Any) -> None:
         self.name = name
-        self.code = code
+        self.spec = spec
         self.plan = plan
-        params, result, out_fields, outputs = split_reverse_layout(plan)
+        code = spec.target.program.code(plan)
+        self.entry = Entry(code, spec.target.layout.status)
+        params, result, out_fields, outputs = split_reverse_layout(code.compiled.plan)
         self.outputs = outputs
-        self.out_type = None
-        if out_fields:
-            from .loader import out_struct_type
+        self.out_type = out_struct_type(out_fields) if out_fields else None
+        self.reverse_fn = function_type(params, result)(code.reverse_address)
+        self.status = (ctypes.c_int64 * 8)() if spec.target.layout.status is not None else None
 
-            self.out_type = out_struct_type(out_fields)
-        restype = None if result == "void" else CTYPES[result]
-        proto = ctypes.CFUNCTYPE(restype, *(CTYPES[k] for k in params))
-        self.reverse_fn = proto(_lookup(code.compiled.symbol + "_reverse"))
-
-    def reverse(self, values: Sequence[Any], tape: int) -> dict[str, Any]:
-        if self.code.closed:
+    def reverse(self, values: list[Any], tape: int) -> dict[str, Any]:
+        if self.entry.code.closed:
             raise TapeError(
                 f"the code of {self.name} was unloaded (its module was closed); the tape "
                 "cannot be used"
@@ -140,38 +140,27 @@ class _Compiled:
         return dict(zip(self.outputs, got))
 
 
-def _lookup(symbol: str) -> int:
-    from ._library import LOCK, error_message, native
-    from .errors import CompileError
-    from .loader import _get_jit
-
-    lib = native().llvm
-    with LOCK:
-        jit, _ = _get_jit()
-        addr = ctypes.c_uint64()
-        msg = error_message(lib, lib.LLVMOrcLLJITLookup(jit.handle, ctypes.byref(addr), symbol.encode()))
-    if msg is not None:
-        raise CompileError(f"the reverse pass {symbol} is not in the JIT: {msg}")
-    return int(addr.value)
-
-
 class _Thunk:
-    def __init__(self, mode: Mode, f: Any, ret: Any, argtypes: tuple[Any, ...], overwritten: tuple[bool, ...]) -> None:
+    def __init__(
+        self, mode: Mode, f: Any, ret: Any, argtypes: tuple[Any, ...], overwritten: tuple[bool, ...] | None
+    ) -> None:
         self.mode = mode
         self.f = f
         self.ret = ret
         self.argtypes = argtypes
         self.overwritten = overwritten
+        self.table, self.name, self.target = resolve(f, "autodiff_thunk")
         self._compiled: dict[Any, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def _prepare(self, args: Sequence[Any], who: str) -> tuple[Any, _Compiled]:
-        from .api import prepare
-        from .compiler import SPLIT
+    @property
+    def label(self) -> str:
+        return getattr(self.f, "name", None) or getattr(self.f, "__qualname__", repr(self.f))
 
+    def _prepare(self, args: Sequence[Any], who: str) -> tuple[request.Spec, _Compiled]:
         if len(args) != len(self.argtypes):
             raise TypeError(
-                f"the {who} callable of {self.f.name} takes {len(self.argtypes)} argument(s) "
+                f"the {who} callable of {self.label} takes {len(self.argtypes)} argument(s) "
                 f"(declared {', '.join(t.__name__ for t in self.argtypes)}), {len(args)} given"
             )
         for i, (a, t) in enumerate(zip(args, self.argtypes)):
@@ -181,21 +170,26 @@ class _Thunk:
                     f"argument {i} was declared {t.__name__} in autodiff_thunk, got "
                     f"{got.__name__}" + ("" if isinstance(a, Annotation) else " (a bare value)")
                 )
-        base = replace(self.mode, name="Reverse", split=False, with_primal=True)
-        prep = prepare(base, self.f, self.ret, args)
-        plan = replace(
-            prep.plan,
-            mode=SPLIT,
-            with_primal=self.mode.with_primal,
-            extra=(("overwritten", self.overwritten),),
+        spec = self.table.spec(
+            request.SPLIT_ROUTE, self.mode, self.ret, self.name, args,
+            lambda: request.build(_target(self.target, args), request.SPLIT_ROUTE, self.mode, self.ret, args),
         )
+        layout = spec.target.layout
+        if layout.out_param:
+            raise TypeError(
+                f"{layout.name} returns an {layout.result.text}; split mode takes functions "
+                "returning a float or nothing (write the result into a Duplicated argument)"
+            )
+        flags = self.overwritten if self.overwritten is not None else (True,) * len(args)
+        per_entry = [flag for flag, conv in zip(flags, spec.convs) for _ in conv.plans]
+        per_entry += [True] * (len(spec.plan.args) - len(per_entry))  # the status array
+        plan = replace(spec.plan, overwritten=tuple(per_entry))
         with self._lock:
-            comp = self._compiled.get(plan)
-            if comp is None:
-                code = self.f.module._compiled(plan)
-                comp = _Compiled(self.f.name, code, plan)
-                self._compiled[plan] = comp
-        return prep, comp
+            comp = self._compiled.get((id(spec), plan))
+            if comp is None or comp.entry.code.closed:
+                comp = _Compiled(self.label, spec, plan)
+                self._compiled[(id(spec), plan)] = comp
+        return spec, comp
 
 
 def _scratch(args: Sequence[Any]) -> tuple[Any, ...]:
@@ -212,6 +206,10 @@ def _scratch(args: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _status_values(comp: _Compiled) -> list[Any]:
+    return [ctypes.addressof(comp.status)] if comp.status is not None else []
+
+
 class ForwardThunk:
     """The augmented forward pass: ``fwd(*args) -> (tape, primal, None)`` (``primal`` is
     None in ``ReverseSplitNoPrimal``; the last entry, the shadow of the return, is always
@@ -221,22 +219,20 @@ class ForwardThunk:
         self._thunk = thunk
 
     def __call__(self, *args: Any) -> tuple[Tape, Any, None]:
-        from .api import _run, prepare
-
         t = self._thunk
-        prep, comp = t._prepare(args, "forward")
-        got = _run(comp.code, prep.values)
+        spec, comp = t._prepare(args, "forward")
+        vals, keep, _ = spec.convert(args)
+        raw = comp.entry.call(vals)
+        got = dict(zip(comp.entry.outputs, raw))
         scratch_args = _scratch(args)
-        release_prep = prepare(
-            replace(t.mode, name="Reverse", split=False, with_primal=True), t.f, t.ret, scratch_args
-        )
-        release = tuple(release_prep.values) + ((0.0,) if t.ret is Active else ())
-        tape = Tape(comp, int(got["tape"] or 0), release, (release_prep.keep, args))
+        release_vals, release_keep, _ = spec.convert(scratch_args)
+        release = tuple(release_vals) + tuple(_status_values(comp)) + ((0.0,) if t.ret is Active else ())
+        tape = Tape(comp, int(got.get("tape") or 0), release, (release_keep, keep, args))
         primal = got.get("primal") if t.mode.with_primal else None
         return tape, primal, None
 
     def __repr__(self) -> str:
-        return f"<forward pass of {self._thunk.f.name} ({self._thunk.mode!r})>"
+        return f"<forward pass of {self._thunk.label} ({self._thunk.mode!r})>"
 
 
 class ReverseThunk:
@@ -247,30 +243,30 @@ class ReverseThunk:
         self._thunk = thunk
 
     def __call__(self, *args_and_tape: Any) -> tuple[tuple[Any, ...]]:
-        from .api import _scalar
-
         t = self._thunk
         n_extra = 2 if t.ret is Active else 1
         if len(args_and_tape) != len(t.argtypes) + n_extra:
             what = "the arguments, the return seed dret and the tape" if t.ret is Active else "the arguments and the tape"
             raise TypeError(
-                f"the reverse callable of {t.f.name} takes {what}: "
+                f"the reverse callable of {t.label} takes {what}: "
                 f"{len(t.argtypes) + n_extra} value(s), {len(args_and_tape)} given"
             )
         tape = args_and_tape[-1]
         if not isinstance(tape, Tape):
             raise TypeError(f"the last argument must be the Tape from the forward callable, got {type(tape).__name__}")
         args = args_and_tape[: len(t.argtypes)]
-        prep, comp = t._prepare(args, "reverse")
-        values = list(prep.values)
+        spec, comp = t._prepare(args, "reverse")
+        vals, keep, _ = spec.convert(args)
+        vals += _status_values(comp)
         if t.ret is Active:
-            values.append(_scalar(args_and_tape[-2], t.f.llvm_signature.ret, "the return seed dret"))
+            vals.append(request.real_value(args_and_tape[-2], "the return seed dret"))
         address = tape._take(comp)
-        got = comp.reverse(values, address)
-        return (tuple(got.get(f"d{i}") for i in range(len(args))),)
+        got = comp.reverse(vals, address)
+        index = spec.target.layout.entry_index()
+        return (tuple(got.get(f"d{index[i]}") for i in range(len(args))),)
 
     def __repr__(self) -> str:
-        return f"<reverse pass of {self._thunk.f.name} ({self._thunk.mode!r})>"
+        return f"<reverse pass of {self._thunk.label} ({self._thunk.mode!r})>"
 
 
 def autodiff_thunk(
@@ -286,39 +282,32 @@ def autodiff_thunk(
     :func:`set_runtime_activity` apply).  ``ret``: ``Active`` or ``Const``.
     ``argtypes``: one activity class per argument (``Const``, ``Active``, ``Duplicated``,
     ``DuplicatedNoNeed``); a bare value at call time is ``Const``.  Code is compiled on
-    the first call for each combination of argument dtypes.
+    the first call for each combination of argument types (a Python function is lowered
+    then, for the layout of those arguments).
     """
-    from .api import _check_function
-
     if not isinstance(mode, Mode) or not mode.split:
-        raise TypeError(
-            f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}"
-        )
-    f = _check_function(f)
+        raise TypeError(f"autodiff_thunk takes ReverseSplitWithPrimal or ReverseSplitNoPrimal, got {mode!r}")
+    _, _, target = resolve(f, "autodiff_thunk")
     if ret not in (Active, Const):
-        raise TypeError(
-            "the return activity of split mode must be Active or Const (the class), "
-            f"got {ret!r}"
-        )
-    sig = f.llvm_signature
-    if len(argtypes) != len(sig.params):
-        raise TypeError(
-            f"{f.name} takes {len(sig.params)} argument(s) ({f.signature}); "
-            f"{len(argtypes)} activity class(es) given"
-        )
+        raise TypeError(f"the return activity of split mode must be Active or Const (the class), got {ret!r}")
+    if isinstance(target, Function):
+        n, name, sig = len(target.layout.params), target.layout.name, f" ({target.layout.signature})"
+    else:
+        n, name, sig = arity(f), getattr(target_of(f), "__qualname__", repr(f)), ""
+    if n is not None and len(argtypes) != n:
+        raise TypeError(f"{name} takes {n} argument(s){sig}; {len(argtypes)} activity class(es) given")
     for i, a in enumerate(argtypes):
         if a not in _ARG_CLASSES:
             raise TypeError(
                 f"argtypes[{i}] must be one of the classes Const, Active, Duplicated, "
                 f"DuplicatedNoNeed, got {a!r}"
             )
-    if overwritten is None:
-        flags = (True,) * len(argtypes)
-    else:
+    flags: tuple[bool, ...] | None = None
+    if overwritten is not None:
         flags = tuple(bool(o) for o in overwritten)
         if len(flags) != len(argtypes):
             raise ValueError(
-                f"overwritten has {len(flags)} flag(s); {f.name} takes {len(argtypes)} argument(s)"
+                f"overwritten has {len(flags)} flag(s); the function takes {len(argtypes)} argument(s)"
             )
     thunk = _Thunk(mode, f, ret, tuple(argtypes), flags)
     return ForwardThunk(thunk), ReverseThunk(thunk)

@@ -1,0 +1,963 @@
+"""One argument specification per request, which makes both the validating first call
+and the fast repeated call.
+
+A request is a route (``primal``, ``autodiff``, ``gradient``, ``hvp``, ``split``), a mode,
+a return activity and the *kinds* of its arguments (annotation class, value type, dtype,
+number of dimensions, batch width: :func:`kind_of`).  :func:`build` checks everything that
+depends only on the kinds (which activity fits which parameter in which mode, dtypes),
+raising ``TypeError``/``ValueError`` that name the function and the argument, and returns
+a :class:`Spec`: the compile :class:`~enzyme_py._compile.plan.Plan` and one converter per
+argument.  A converter checks everything that can differ between two arguments of the
+same kind (contiguity, writability, shapes, integer ranges) and returns the argument's
+ctypes values.  Every call, the first and the repeated ones, goes through the same
+converters, so each check exists once and both paths give the same result and the same
+message.  A converter given an argument of another kind raises :class:`KindMismatch`
+(internal): the caller looks the request up by its kinds instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from .._compile.plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, ArgPlan, Plan, output_names
+from .._native.ffi.enzyme import DiffeType
+from .._native.types import DTYPES, KIND_OF_DTYPE
+from ..activity import (
+    Active,
+    Annotation,
+    BatchDuplicated,
+    BatchDuplicatedNoNeed,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+)
+from ..modes import Mode
+from . import batch
+from .layout import (
+    ArrayParam,
+    ArrayResult,
+    Layout,
+    PointerParam,
+    ScalarParam,
+    ScalarResult,
+    TupleResult,
+    UnsupportedParam,
+    UnsupportedResult,
+    VoidResult,
+)
+from .run import Entry, address_of
+
+__all__ = [
+    "AUTODIFF",
+    "GRADIENT",
+    "HVP_ROUTE",
+    "PRIMAL_ROUTE",
+    "SPLIT_ROUTE",
+    "HvpArg",
+    "KindMismatch",
+    "Spec",
+    "build",
+    "kind_of",
+    "kinds",
+    "primal_spec",
+    "real_value",
+]
+
+PRIMAL_ROUTE = "primal"
+AUTODIFF = "autodiff"
+GRADIENT = "gradient"
+HVP_ROUTE = "hvp"
+SPLIT_ROUTE = "split"
+
+_RETURN_ACTIVITIES = (Active, Const, Duplicated, DuplicatedNoNeed)
+#: A batched return activity is the plain one at the request's width.
+_UNBATCHED = {BatchDuplicated: Duplicated, BatchDuplicatedNoNeed: DuplicatedNoNeed}
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_REAL_TYPES = (int, float, np.integer, np.floating)
+_INT_TYPES = (int, np.integer, bool, np.bool_)
+
+
+class KindMismatch(Exception):
+    """An argument is not of the kind a spec was built for (internal)."""
+
+
+@dataclass(frozen=True, eq=False)
+class HvpArg(Annotation):
+    """The differentiated argument of a Hessian-vector product (internal): ``val`` with
+    its gradient shadow, the direction ``v`` and the product's shadow ``hv``."""
+
+    val: Any
+    grad: Any
+    v: Any
+    hv: Any
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def _vkind(v: Any) -> Any:
+    t = type(v)
+    if t is np.ndarray:
+        return (v.dtype, v.ndim)
+    return t
+
+
+def kind_of(a: Any) -> Any:
+    """The kind of one argument (what a spec depends on)."""
+    t = type(a)
+    if t is float or t is int:
+        return t
+    if t is np.ndarray:
+        return (a.dtype, a.ndim)
+    if t is Active or t is Const:
+        return (t, _vkind(a.val))
+    if t is Duplicated or t is DuplicatedNoNeed:
+        return (t, _vkind(a.val), _vkind(a.dval))
+    if t is BatchDuplicated or t is BatchDuplicatedNoNeed:
+        return (t, _vkind(a.val), a.width, _vkind(a.dvals[0]))
+    if t is HvpArg:
+        return (t, _vkind(a.val))
+    return t
+
+
+def kinds(args: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(map(kind_of, args))
+
+
+# --------------------------------------------------------------------------- value checks
+# Shared by every converter; each raises the user-facing error.
+
+
+def real_value(v: Any, what: str) -> float:
+    """``v`` as a float; ``TypeError`` naming ``what`` for anything but a real number."""
+    return _real(v, what)
+
+
+def _real(v: Any, what: str) -> float:
+    if isinstance(v, np.ndarray):
+        if v.ndim != 0:
+            raise TypeError(f"{what} is a scalar; got an array of shape {v.shape}")
+        v = v[()]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REAL_TYPES):
+        raise TypeError(f"{what} expects a real number, got {type(v).__name__}")
+    return float(v)
+
+
+def _integer(v: Any, p: ScalarParam, what: str) -> int:
+    if isinstance(v, np.ndarray):
+        if v.ndim != 0:
+            raise TypeError(f"{what} is a scalar; got an array of shape {v.shape}")
+        v = v[()]
+    if not isinstance(v, _INT_TYPES):
+        raise TypeError(f"{what} expects an integer, got {type(v).__name__}")
+    iv = int(v)
+    if not p.lo <= iv <= p.hi:
+        raise ValueError(f"{what}: {iv} does not fit in {p.text}")
+    return iv
+
+
+def _number(p: ScalarParam, what: str) -> Callable[[Any], Any]:
+    if p.is_float:
+        return lambda v: _real(v, what)
+    return lambda v: _integer(v, p, what)
+
+
+def _contiguous(arr: np.ndarray[Any, Any], what: str) -> None:
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{what}: the array must be C-contiguous (use np.ascontiguousarray)")
+
+
+def _writable(arr: np.ndarray[Any, Any], readonly: bool, what: str) -> None:
+    if not readonly and not arr.flags.writeable:
+        raise ValueError(
+            f"{what}: the array is read-only but the function may write through this "
+            "pointer (it is not marked readonly); pass a writable array"
+        )
+
+
+def _shadow_ok(x: np.ndarray[Any, Any], dx: np.ndarray[Any, Any], what: str) -> None:
+    if dx.shape != x.shape:
+        raise ValueError(f"{what}: shadow shape {dx.shape} differs from the array's {x.shape}")
+    if not dx.flags.c_contiguous:
+        raise ValueError(f"{what}: the shadow must be C-contiguous")
+    if not dx.flags.writeable:
+        raise ValueError(f"{what}: the shadow is read-only; Enzyme writes into shadows")
+
+
+# --------------------------------------------------------------------------- kind checks
+
+
+def _array_kind(value: Any, p: PointerParam | ArrayParam, what: str, *, float_only: bool) -> str:
+    """Check an array's type and dtype against a pointer or array parameter; its element
+    kind."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{what} expects a NumPy array, got {type(value).__name__}")
+    kind = KIND_OF_DTYPE.get(value.dtype)
+    if isinstance(p, ArrayParam):
+        if value.dtype != p.dtype or value.ndim != p.ndim:
+            raise TypeError(
+                f"{what} expects a {p.dtype} array of {p.ndim} dimension(s), got a "
+                f"{value.dtype} array of {value.ndim}"
+            )
+    else:
+        if p.pointee == "unsupported":
+            raise TypeError(f"{what}: pointers to this element type are not supported")
+        if p.pointee is not None and kind != p.pointee:
+            raise TypeError(f"{what} expects a {DTYPES[p.pointee]} array, got dtype {value.dtype}")
+    if kind is None:
+        raise TypeError(
+            f"{what}: arrays of dtype {value.dtype} are not supported "
+            "(use float64, float32 or a native-endian integer dtype)"
+        )
+    if float_only and kind not in ("f64", "f32"):
+        raise TypeError(
+            f"{what}: only float64/float32 arrays can be differentiated; an integer array is Const"
+        )
+    return kind
+
+
+def _shadow_kind(x: Any, dx: Any, what: str) -> None:
+    if not isinstance(dx, np.ndarray):
+        raise TypeError(f"{what}: the shadow must be a NumPy array, got {type(dx).__name__}")
+    if dx.dtype != x.dtype:
+        raise TypeError(f"{what}: shadow dtype {dx.dtype} differs from the array's {x.dtype}")
+
+
+def _scalar_kind(value: Any, p: ScalarParam, what: str) -> None:
+    if isinstance(value, np.ndarray) and value.ndim != 0:
+        raise TypeError(f"{what} is a scalar; got an array of shape {value.shape}")
+    if p.is_float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (*_REAL_TYPES, np.ndarray)):
+            raise TypeError(f"{what} expects a real number, got {type(value).__name__}")
+    elif not isinstance(value, (*_INT_TYPES, np.ndarray)):
+        raise TypeError(f"{what} expects an integer, got {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- converters
+# A converter takes the argument as the user passed it and returns its ctypes values
+# (the values kept alive for the call come last, after the marker _KEEP).
+
+
+def _value_type_check(a_val: Any) -> Callable[[Any], bool]:
+    vk = _vkind(a_val)
+    if isinstance(vk, tuple):
+        dt, nd = vk
+        return lambda v: type(v) is np.ndarray and v.dtype == dt and v.ndim == nd
+    return lambda v: type(v) is vk
+
+
+@dataclass
+class ArgConv:
+    """The converter of one argument: ``convert(a)`` returns ``(values, keep, fresh)``:
+    its ctypes values, the objects to keep alive for the call, and the fresh zero shadow
+    a gradient returns for it (or None).  ``plans``: its entry parameters."""
+
+    convert: Callable[[Any], tuple[tuple[Any, ...], tuple[Any, ...], Any]]
+    plans: tuple[ArgPlan, ...]
+    #: reverse mode: the entry parameter whose derivative is this argument's result (-1: none)
+    deriv: int = -1
+    fresh: bool = False
+
+
+def _shape_plans(p: PointerParam | ArrayParam) -> tuple[ArgPlan, ...]:
+    if isinstance(p, ArrayParam):
+        return (ArgPlan("i64", None, DiffeType.CONSTANT),) * p.ndim
+    return ()
+
+
+def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
+    value = a.val if wrapped else a
+    if isinstance(p, ScalarParam):
+        _scalar_kind(value, p, what)
+        num = _number(p, what)
+        vcheck = _value_type_check(value)
+        if wrapped:
+
+            def conv(c: Any) -> Any:
+                if type(c) is not Const or not vcheck(c.val):
+                    raise KindMismatch
+                return (num(c.val),), (), None
+
+        else:
+            t = type(a)
+            if t is float and p.is_float:
+
+                def conv(v: Any) -> Any:
+                    if type(v) is not float:
+                        raise KindMismatch
+                    return (v,), (), None
+
+            else:
+
+                def conv(v: Any) -> Any:
+                    if not vcheck(v):
+                        raise KindMismatch
+                    return (num(v),), (), None
+
+        return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
+    kind = _array_kind(value, p, what, float_only=False)
+    ro = p.readonly
+    dt, nd = value.dtype, value.ndim
+    shaped = isinstance(p, ArrayParam)
+
+    def arr(x: Any) -> Any:
+        if type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd:
+            raise KindMismatch
+        _contiguous(x, what)
+        _writable(x, ro, what)
+        if shaped:
+            return (address_of(x), *x.shape), (x,), None
+        return (address_of(x),), (x,), None
+
+    if wrapped:
+
+        def conv(c: Any) -> Any:
+            if type(c) is not Const:
+                raise KindMismatch
+            return arr(c.val)
+
+    else:
+        conv = arr
+    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.CONSTANT), *_shape_plans(p)))
+
+
+def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
+    if not isinstance(p, ScalarParam) or not p.is_float:
+        raise TypeError(
+            f"{what}: Active applies to float scalars only"
+            + ("; use Duplicated(x, dx) for arrays" if not isinstance(p, ScalarParam) else "")
+        )
+    if not reverse:
+        raise TypeError(f"{what}: Active is not allowed in forward mode; use Duplicated(x, dx)")
+    _scalar_kind(a.val, p, what)
+    vcheck = _value_type_check(a.val)
+    if type(a.val) is float:
+
+        def conv(b: Any) -> Any:
+            if type(b) is Active:
+                v = b.val
+                if type(v) is float:
+                    return (v,), (), None
+            raise KindMismatch
+
+    else:
+
+        def conv(b: Any) -> Any:
+            if type(b) is not Active or not vcheck(b.val):
+                raise KindMismatch
+            return (_real(b.val, what),), (), None
+
+    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),))
+
+
+def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
+    t = type(a)
+    act = DiffeType.DUP_NONEED if isinstance(a, DuplicatedNoNeed) else DiffeType.DUP_ARG
+    if isinstance(p, ScalarParam):
+        if not p.is_float:
+            raise TypeError(f"{what}: an integer cannot be {t.__name__}; use Const")
+        if reverse:
+            raise TypeError(f"{what}: a scalar is Active in reverse mode, not {t.__name__}")
+        _scalar_kind(a.val, p, what)
+        _scalar_kind(a.dval, p, what + " (tangent)")
+        vc, dc = _value_type_check(a.val), _value_type_check(a.dval)
+
+        def conv(d: Any) -> Any:
+            if type(d) is not t or not vc(d.val) or not dc(d.dval):
+                raise KindMismatch
+            return (_real(d.val, what), _real(d.dval, what + " (tangent)")), (), None
+
+        return ArgConv(conv, (ArgPlan(p.kind, None, act),))
+    kind = _array_kind(a.val, p, what, float_only=True)
+    _shadow_kind(a.val, a.dval, what)
+    ro = p.readonly
+    dt, nd, dnd = a.val.dtype, a.val.ndim, a.dval.ndim
+    shaped = isinstance(p, ArrayParam)
+
+    def conv(d: Any) -> Any:
+        if type(d) is not t:
+            raise KindMismatch
+        x, dx = d.val, d.dval
+        if (type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or type(dx) is not np.ndarray
+                or dx.dtype != dt or dx.ndim != dnd):
+            raise KindMismatch
+        _contiguous(x, what)
+        _writable(x, ro, what)
+        _shadow_ok(x, dx, what)
+        if shaped:
+            return (address_of(x), address_of(dx), *x.shape), (x, dx), None
+        return (address_of(x), address_of(dx)), (x, dx), None
+
+    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
+
+
+def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
+    t = type(a)
+    act = DiffeType.DUP_NONEED if isinstance(a, BatchDuplicatedNoNeed) else DiffeType.DUP_ARG
+    w = a.width
+    if isinstance(p, ScalarParam):
+        if not p.is_float:
+            raise TypeError(f"{what}: an integer cannot be {t.__name__}; use Const")
+        if reverse:
+            raise TypeError(
+                f"{what}: a scalar is Active in reverse mode (its derivative comes back once "
+                "per lane), not BatchDuplicated"
+            )
+        _scalar_kind(a.val, p, what)
+
+        def conv(d: Any) -> Any:
+            if type(d) is not t or d.width != w:
+                raise KindMismatch
+            tangents = [_real(tv, f"{what}: tangent {k}") for k, tv in enumerate(d.dvals)]
+            val = _real(d.val, what)
+            if w == 1:
+                return (val, tangents[0]), (), None
+            arr = batch.tangent_array(p.kind, tangents)
+            return (val, _addr(arr)), (arr,), None
+
+        return ArgConv(conv, (ArgPlan(p.kind, None, act),))
+    kind = _array_kind(a.val, p, what, float_only=True)
+    for k, dx in enumerate(a.dvals):
+        _shadow_kind(a.val, dx, f"{what} (shadow {k})")
+    ro = p.readonly
+    dt, nd = a.val.dtype, a.val.ndim
+    shaped = isinstance(p, ArrayParam)
+
+    def conv(d: Any) -> Any:
+        if type(d) is not t or d.width != w:
+            raise KindMismatch
+        x = d.val
+        if type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd:
+            raise KindMismatch
+        _contiguous(x, what)
+        _writable(x, ro, what)
+        for k, dx in enumerate(d.dvals):
+            _shadow_kind(x, dx, f"{what} (shadow {k})")
+            _shadow_ok(x, dx, f"{what} (shadow {k})")
+        if len({id(dx) for dx in d.dvals} | {id(x)}) != w + 1:
+            raise ValueError(
+                f"{what}: the {w} shadows and the array must be distinct arrays "
+                "(Enzyme writes each lane into its own shadow)"
+            )
+        shape = tuple(x.shape) if shaped else ()
+        if w == 1:
+            dx = d.dvals[0]
+            return (address_of(x), address_of(dx), *shape), (x, dx), None
+        addrs = batch.lane_values([address_of(dx) for dx in d.dvals])
+        return (address_of(x), _addr(addrs), *shape), (x, addrs, *d.dvals), None
+
+    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
+
+
+def _addr(obj: Any) -> int:
+    return ctypes.addressof(obj)
+
+
+def _fresh_conv(p: PointerParam | ArrayParam, a: Any, what: str) -> ArgConv:
+    """A bare float array of a gradient: Duplicated with a fresh zero shadow (returned)."""
+    kind = _array_kind(a, p, what, float_only=True)
+    ro = p.readonly
+    dt, nd = a.dtype, a.ndim
+    shaped = isinstance(p, ArrayParam)
+
+    def conv(x: Any) -> Any:
+        if type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd:
+            raise KindMismatch
+        _contiguous(x, what)
+        _writable(x, ro, what)
+        dx = np.zeros(x.shape, dtype=dt)
+        if shaped:
+            return (address_of(x), address_of(dx), *x.shape), (x, dx), dx
+        return (address_of(x), address_of(dx)), (x, dx), dx
+
+    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.DUP_ARG), *_shape_plans(p)), fresh=True)
+
+
+def _hvp_conv(p: PointerParam | ArrayParam, a: HvpArg, what: str) -> ArgConv:
+    kind = _array_kind(a.val, p, what, float_only=True)
+    ro = p.readonly
+    shaped = isinstance(p, ArrayParam)
+
+    def conv(h: Any) -> Any:
+        if type(h) is not HvpArg:
+            raise KindMismatch
+        x = h.val
+        _contiguous(x, what)
+        _writable(x, ro, what)
+        vals = (address_of(x), address_of(h.v), address_of(h.grad), address_of(h.hv))
+        shape = tuple(x.shape) if shaped else ()
+        return (*vals, *shape), (x, h.v, h.grad, h.hv), None
+
+    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.DUP_ARG), *_shape_plans(p)))
+
+
+
+
+def _bare_active_conv(p: ScalarParam, a: Any, what: str) -> ArgConv:
+    """A bare number of a gradient for a float parameter: Active."""
+    _scalar_kind(a, p, what)
+    t = type(a)
+    if t is float:
+
+        def conv(v: Any) -> Any:
+            if type(v) is not float:
+                raise KindMismatch
+            return (v,), (), None
+
+    else:
+        vcheck = _value_type_check(a)
+
+        def conv(v: Any) -> Any:
+            if not vcheck(v):
+                raise KindMismatch
+            return (_real(v, what),), (), None
+
+    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),))
+
+
+def _arg_conv(layout: Layout, i: int, a: Any, route: str, reverse: bool) -> ArgConv:
+    """The converter for argument ``i`` of the kind of ``a`` (kind-level checks here)."""
+    p = layout.params[i]
+    what = layout.describe(i)
+    if isinstance(a, type) and issubclass(a, Annotation):
+        raise TypeError(f"{what}: pass an instance such as {a.__name__}(x), not the class")
+    if isinstance(p, UnsupportedParam):
+        raise TypeError(f"{what}: parameters of type {p.text} are not supported")
+    if route == PRIMAL_ROUTE and isinstance(a, Annotation) and not isinstance(a, Const):
+        raise TypeError(f"{what}: a primal call takes plain values, got {type(a).__name__}")
+    if route == GRADIENT and not isinstance(a, Annotation):
+        if isinstance(p, ScalarParam) and p.is_float:
+            return _bare_active_conv(p, a, what)
+        if isinstance(p, (PointerParam, ArrayParam)) and isinstance(a, np.ndarray) and a.dtype in _FLOAT_DTYPES:
+            return _fresh_conv(p, a, what)
+    if type(a) is HvpArg:
+        if isinstance(p, ScalarParam):
+            raise TypeError(f"{what}: the argument differentiated must be a float array")
+        return _hvp_conv(p, a, what)
+    if isinstance(a, Active):
+        return _active_conv(p, a, what, reverse)
+    if isinstance(a, BatchDuplicated):
+        return _batch_conv(p, a, what, reverse)
+    if isinstance(a, Duplicated):
+        return _dup_conv(p, a, what, reverse)
+    if isinstance(a, Const):
+        return _const_conv(p, a, what, True)
+    if isinstance(a, Annotation):
+        raise TypeError(f"{what}: {type(a).__name__} is not supported for this argument")
+    return _const_conv(p, a, what, False)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _returns(layout: Layout) -> str:
+    """``returns None`` / ``returns an integer`` / ``returns <type>`` for messages."""
+    r = layout.result
+    if isinstance(r, VoidResult):
+        return "returns None" if layout.python else "returns void"
+    if isinstance(r, ScalarResult) and not r.is_float:
+        return f"returns an integer ({r.text})"
+    return f"returns {r.text}"
+
+
+def _return_activity(layout: Layout, mode: Mode, ret: Any) -> int:
+    """The ``DiffeType`` of the return value (of the hidden output for array results),
+    after the checks of the return activity against the result and the mode."""
+    r = layout.result
+    ret = _UNBATCHED.get(ret, ret)
+    if not (isinstance(ret, type) and issubclass(ret, Annotation)) or ret not in _RETURN_ACTIVITIES:
+        raise TypeError(
+            "the return activity must be one of the classes Active, Const, Duplicated, "
+            "DuplicatedNoNeed, BatchDuplicated, BatchDuplicatedNoNeed (the class itself), "
+            f"got {ret!r}"
+        )
+    name = layout.name
+    if isinstance(r, UnsupportedResult) and (ret is not Const or r.kind != "ptr"):
+        raise TypeError(f"{name} returns {r.text}; only Const fits that return type")
+    if isinstance(r, VoidResult):
+        if ret is not Const and not layout.python:
+            raise TypeError(f"{name} returns void: its return activity must be Const")
+        return DiffeType.CONSTANT
+    if isinstance(r, ScalarResult) and not r.is_float and ret is not Const:
+        raise TypeError(f"{name} {_returns(layout)}: its return activity must be Const")
+    if isinstance(r, (ArrayResult, TupleResult)) and r.kind not in ("f64", "f32") and ret is not Const:
+        raise TypeError(f"{name} returns an integer {r.text}: its return activity must be Const")
+    if mode.reverse:
+        if isinstance(r, (ArrayResult, TupleResult)):
+            if ret is Active:
+                raise TypeError(
+                    f"{name} returns an {r.text}: in reverse mode its return activity is "
+                    "Duplicated (the result's seed is given with seed=...) or Const, not Active"
+                )
+            return DiffeType.CONSTANT if ret is Const else DiffeType.DUP_ARG
+        if ret in (Duplicated, DuplicatedNoNeed):
+            raise TypeError(
+                f"{ret.__name__} return activity is for forward mode; a scalar return is "
+                "Active (or Const) in reverse mode"
+            )
+        return DiffeType.OUT_DIFF if ret is Active else DiffeType.CONSTANT
+    if ret is Active:
+        raise TypeError(
+            "Active is not allowed in forward mode; use Duplicated (or Const) as the return activity"
+        )
+    if ret is Const:
+        return DiffeType.CONSTANT
+    return DiffeType.DUP_ARG if mode.with_primal else DiffeType.DUP_NONEED
+
+
+@dataclass
+class OutSpec:
+    """The hidden output array of a Python function returning an array or a tuple."""
+
+    result: ArrayResult | TupleResult
+    activity: int
+    width: int
+    reverse: bool
+    what: str
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.result.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.result.ndim if isinstance(self.result, ArrayResult) else 0
+
+    def plans(self) -> tuple[ArgPlan, ...]:
+        shape = (ArgPlan("i64", None, DiffeType.CONSTANT),) * self.ndim
+        return (ArgPlan("ptr", self.result.kind, self.activity), *shape)
+
+    def shaped(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The array shape of the hidden output (a tuple result is a 1-D array)."""
+        if isinstance(self.result, TupleResult):
+            return (self.result.length,)
+        return shape
+
+    def seeds(self, seed: Any, shape: tuple[int, ...]) -> list[np.ndarray[Any, Any]]:
+        """The output's shadows for one call: copies of the seed(s) in reverse mode (the
+        derivative consumes them), zeros to receive the tangent(s) in forward mode."""
+        full = self.shaped(shape)
+        if not self.reverse:
+            return [np.zeros(full, dtype=self.dtype) for _ in range(self.width)]
+        if seed is None:
+            raise TypeError(
+                f"{self.what}: reverse mode with a Duplicated array result needs its seed: "
+                "autodiff(Reverse, f, Duplicated, *args, seed=dy) with dy shaped like the result"
+            )
+        lanes = list(seed) if self.width > 1 else [seed]
+        if self.width > 1 and (not isinstance(seed, (tuple, list)) or len(lanes) != self.width):
+            raise TypeError(
+                f"{self.what}: a batched call of width {self.width} takes seed=(dy1, ..., "
+                f"dy{self.width}), one seed per lane"
+            )
+        out = []
+        for k, s in enumerate(lanes):
+            arr = np.array(s, dtype=self.dtype, copy=True)
+            if arr.shape != full:
+                which = f"seed {k}" if self.width > 1 else "the seed"
+                raise ValueError(f"{self.what}: {which} has shape {arr.shape}; the result has shape {full}")
+            out.append(np.ascontiguousarray(arr))
+        return out
+
+    def present(self, arr: np.ndarray[Any, Any]) -> Any:
+        """The result as the function returns it (a tuple for a tuple result)."""
+        if isinstance(self.result, TupleResult):
+            return tuple(arr.tolist())
+        return arr
+
+
+# --------------------------------------------------------------------------- specs
+
+_shapes: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, ...]]] = weakref.WeakKeyDictionary()
+_shapes_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class Spec:
+    """A validated request kind (see the module docstring).  ``run(args)`` converts the
+    arguments, calls the entry point (compiled on first use) and shapes the results as
+    :func:`enzyme_py.autodiff` (or the route's public function) returns them."""
+
+    target: Any
+    route: str
+    mode: Mode | None
+    ret: Any
+    convs: tuple[ArgConv, ...]
+    plan: Plan
+    width: int
+    batched: bool
+    out: OutSpec | None
+    options: config.Options
+    outputs: tuple[str, ...]
+    _entry: Entry | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ------------------------------------------------------------------ compile
+
+    def entry(self) -> Entry:
+        """The loaded entry point (compiled on first use)."""
+        e = self._entry
+        if e is not None and not e.code.closed:
+            return e
+        with self._lock:
+            if self._entry is None or self._entry.code.closed:
+                code = self.target.program.code(self.plan)
+                self._entry = Entry(code, self.target.layout.status)
+            return self._entry
+
+    def stale(self) -> bool:
+        """Built under other options (the code must be looked up again)."""
+        return self.options is not config.current
+
+    # ------------------------------------------------------------------ values
+
+    def convert(self, args: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+        """``(ctypes values, objects to keep, fresh shadows)`` of ``args``."""
+        if len(args) != len(self.convs):
+            raise KindMismatch
+        vals: list[Any] = []
+        keep: list[Any] = []
+        fresh: list[Any] = []
+        for conv, a in zip(self.convs, args):
+            v, k, f = conv.convert(a)
+            vals += v
+            if k:
+                keep += k
+            if f is not None:
+                fresh.append(f)
+        return vals, keep, fresh
+
+    def _result_shape(self, args: Sequence[Any]) -> tuple[int, ...]:
+        assert self.out is not None
+        if isinstance(self.out.result, TupleResult):
+            return ()
+        values = [a.val if isinstance(a, Annotation) else a for a in args]
+        key = tuple(v.shape for v in values if isinstance(v, np.ndarray))
+        with _shapes_lock:
+            cache = _shapes.setdefault(self.target, {})
+            hit = cache.get(key)
+        if hit is not None:
+            return hit
+        primal = primal_spec(self.target, values)
+        shape = primal.probe(values)
+        with _shapes_lock:
+            cache[key] = shape
+        return shape
+
+    def probe(self, values: Sequence[Any]) -> tuple[int, ...]:
+        """Run the primal with an empty output and read the result's shape from the
+        status array (the function runs once)."""
+        assert self.out is not None
+        entry = self.entry()
+        vals, keep, _ = self.convert(values)
+        guess = (0,) * self.out.ndim
+        empty = np.empty(guess, dtype=self.out.dtype)
+        entry.call([*vals, address_of(empty), *guess])
+        words = entry.last_status()
+        if words[2] == 1:
+            return tuple(int(n) for n in words[3 : 3 + self.out.ndim])
+        return guess
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, args: Sequence[Any], seed: Any = None) -> Any:
+        """One call (see the class docstring); :class:`KindMismatch` for arguments of
+        another kind, the user-facing error for an invalid value."""
+        if self.out is not None:
+            return self._run_out(args, seed)
+        if seed is not None:
+            raise TypeError(f"{self.target.layout.name} returns no array: seed= does not apply")
+        vals, keep, fresh = self.convert(args)
+        raw = self.entry().call(vals)
+        return self.shape(raw, fresh, None)
+
+    def _run_out(self, args: Sequence[Any], seed: Any) -> Any:
+        out = self.out
+        assert out is not None
+        shape = self._result_shape(args)
+        for _attempt in range(2):
+            vals, keep, fresh = self.convert(args)
+            full = out.shaped(shape)
+            res = np.empty(full, dtype=out.dtype)
+            shadows = [] if out.activity == DiffeType.CONSTANT else out.seeds(seed, shape)
+            vals.append(address_of(res))
+            if len(shadows) == 1:
+                vals.append(address_of(shadows[0]))
+            elif shadows:
+                lanes = batch.lane_values([address_of(s) for s in shadows])
+                keep.append(lanes)
+                vals.append(_addr(lanes))
+            vals += shape
+            entry = self.entry()
+            raw = entry.call(vals)
+            words = entry.last_status()
+            if isinstance(out.result, TupleResult) or words[2] != 1:
+                return self.shape(raw, fresh, (res, shadows))
+            shape = tuple(int(n) for n in words[3 : 3 + out.ndim])
+            with _shapes_lock:
+                _shapes.setdefault(self.target, {})[
+                    tuple(v.shape for v in (a.val if isinstance(a, Annotation) else a for a in args)
+                          if isinstance(v, np.ndarray))
+                ] = shape
+        raise RuntimeError(
+            f"{self.target.layout.name}: the shape of its result changed between two runs on the "
+            "same inputs; enzyme_py needs a result shape that depends on the input shapes only"
+        )
+
+    def _value(self, raw: tuple[Any, ...], name: str) -> Any:
+        outputs = self.outputs
+        if self.width == 1:
+            if name not in outputs:
+                return None
+            v = raw[outputs.index(name)]
+            return (v,) if self.batched else v
+        if f"{name}@0" not in outputs:
+            return None
+        return tuple(raw[outputs.index(f"{name}@{k}")] for k in range(self.width))
+
+    def shape(self, raw: tuple[Any, ...], fresh: list[Any], out: Any) -> Any:
+        """The route's result from the entry's raw results (see :func:`enzyme_py.autodiff`)."""
+        mode = self.mode
+        primal = None
+        if out is not None:
+            primal = self.out.present(out[0]) if self.out is not None else None
+        elif "primal" in self.outputs:
+            primal = raw[self.outputs.index("primal")]
+        if self.route == PRIMAL_ROUTE:
+            return primal
+        assert mode is not None
+        if self.route == GRADIENT:
+            it = iter(fresh)
+            grads = tuple(
+                next(it) if c.fresh else (self._value(raw, f"d{c.deriv}") if c.deriv >= 0 else None)
+                for c in self.convs
+            )
+            return (grads, primal) if mode.with_primal else grads
+        if mode.reverse:
+            derivs = tuple(self._value(raw, f"d{c.deriv}") if c.deriv >= 0 else None for c in self.convs)
+            return (derivs, primal) if mode.with_primal else (derivs,)
+        result: tuple[Any, ...] = ()
+        if out is not None:
+            shadows = out[1]
+            if shadows:
+                dret = [self.out.present(s) for s in shadows]  # type: ignore[union-attr]
+                result = (tuple(dret) if self.width > 1 or self.batched else dret[0],)
+        elif "dret" in self.outputs or "dret@0" in self.outputs:
+            result = (self._value(raw, "dret"),)
+        if mode.with_primal:
+            result += (primal,)
+        return result
+
+
+_primal: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Spec]] = weakref.WeakKeyDictionary()
+
+
+def primal_spec(target: Any, values: Sequence[Any]) -> Spec:
+    """The primal spec of ``target`` for these (bare) values, built once per kinds."""
+    key = kinds(values)
+    with _shapes_lock:
+        table = _primal.setdefault(target, {})
+        spec = table.get(key)
+    if spec is None or spec.stale():
+        spec = build(target, PRIMAL_ROUTE, None, None, values)
+        with _shapes_lock:
+            table[key] = spec
+    return spec
+
+
+def build(target: Any, route: str, mode: Mode | None, ret: Any, args: Sequence[Any]) -> Spec:
+    """Validate a request kind and build its :class:`Spec` (see the module docstring).
+
+    ``route``: ``primal`` (``mode``/``ret`` None), ``autodiff``, ``gradient`` (``ret``
+    ignored: the float return is Active), ``hvp`` (one :class:`HvpArg`), ``split`` (the
+    plan of split mode; run by :mod:`enzyme_py.split`).
+    """
+    layout: Layout = target.layout
+    name = layout.name
+    if layout.variadic:
+        raise TypeError(f"{name} is variadic ({layout.signature}); it cannot be called from Python")
+    if len(args) != len(layout.params):
+        raise TypeError(f"{name} takes {len(layout.params)} argument(s) ({layout.signature}), {len(args)} given")
+    r = layout.result
+    if route == PRIMAL_ROUTE:
+        if isinstance(r, UnsupportedResult):
+            raise TypeError(f"{name} returns {r.text}, which cannot be returned to Python")
+        reverse = False
+        width = 1
+    else:
+        assert mode is not None
+        reverse = mode.reverse
+        if route in (GRADIENT, HVP_ROUTE) and not (isinstance(r, ScalarResult) and r.is_float):
+            verb = "gradient" if route == GRADIENT else "hvp"
+            raise TypeError(f"{verb} needs a function returning a float; {name} {_returns(layout)}")
+        width = batch.batch_width(args, ret, name)
+    convs = [_arg_conv(layout, i, a, route, reverse) for i, a in enumerate(args)]
+    index = layout.entry_index()
+    for i, c in enumerate(convs):
+        if c.plans[0].activity == DiffeType.OUT_DIFF:
+            c.deriv = index[i]
+    plans = [p for c in convs for p in c.plans]
+    out: OutSpec | None = None
+    if route == PRIMAL_ROUTE:
+        ret_act = DiffeType.CONSTANT
+    elif route == GRADIENT or route == HVP_ROUTE:
+        ret_act = DiffeType.OUT_DIFF
+    else:
+        assert mode is not None
+        ret_act = _return_activity(layout, mode, ret)
+    if layout.out_param:
+        assert isinstance(r, (ArrayResult, TupleResult))
+        out_width = width if ret_act != DiffeType.CONSTANT else 1
+        out = OutSpec(r, ret_act, out_width, reverse, name)
+        plans += out.plans()
+        ret_act = DiffeType.CONSTANT
+    if layout.status is not None:
+        plans.append(ArgPlan("ptr", "i64", DiffeType.CONSTANT))
+    ret_kind = r.kind if isinstance(r, (ScalarResult, UnsupportedResult)) else "void"
+    if route == PRIMAL_ROUTE:
+        compile_mode, with_primal = PRIMAL, True
+    elif route == HVP_ROUTE:
+        compile_mode, with_primal = HVP, False
+    elif route == SPLIT_ROUTE:
+        compile_mode, with_primal = SPLIT, bool(mode and mode.with_primal)
+    else:
+        assert mode is not None
+        if mode.split:
+            raise TypeError(
+                f"{mode!r} is for autodiff_thunk(mode, f, ReturnActivity, *argtypes); "
+                "use Reverse or ReverseWithPrimal with autodiff"
+            )
+        compile_mode, with_primal = (REVERSE if reverse else FORWARD), mode.with_primal
+    plan = Plan(
+        target.name,
+        compile_mode,
+        with_primal,
+        tuple(plans),
+        ret_kind,
+        ret_act,
+        width=width,
+        runtime_activity=bool(mode and mode.runtime_activity),
+        strong_zero=bool(mode and mode.strong_zero),
+        fast_math=mode.fast_math if mode is not None else True,
+    )
+    return Spec(
+        target,
+        route,
+        mode,
+        ret,
+        tuple(convs),
+        plan,
+        width,
+        any(isinstance(a, BatchDuplicated) for a in args),
+        out,
+        config.options(),
+        output_names(plan),
+    )

@@ -1,0 +1,215 @@
+"""The compile stage: a validated :class:`~.plan.Plan` and a module's bitcode in, object
+code out.
+
+Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
+
+    bitcode -> module (host triple and data layout)
+            -> what the function reaches is inspected: inline assembly and OpenMP are
+               refused before Enzyme sees them; the module's mutable globals become
+               declarations of its state object (with zeroed shadows for derivatives),
+               globals nothing writes become constants
+            -> Enzyme (reverse, forward, split or hvp; type trees from the plan), called
+               through a setjmp trampoline
+            -> derivative renamed; C-ABI entry point generated, external (Active return
+               seeded with 1.0 inside; aggregates via an out-pointer)
+            -> every other definition internal; load/store alignment clamped to
+               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped
+            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``) for
+               the host CPU (tuned per ``options().tune_cpu``) -> object code (code
+               generator level 0 for small straight-line code)  => CompiledCode
+
+Any Enzyme ``CustomErrorHandler`` call or LLVM error diagnostic during a request makes it
+fail with the matching :class:`~enzyme_py.errors.EnzymeError`; nothing is returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import secrets
+from collections.abc import Mapping
+
+from .. import config
+from .._native import enzyme as native_enzyme
+from .._native import transforms
+from .._native.ffi import LOCK
+from .._native.ffi.enzyme import DiffeType
+from .._native.handles import ContextRef, ModuleRef
+from .._native.library import native
+from .._native.reports import Report, collecting, raise_for_reports
+from .._native.target import host_target_machine
+from .._native.tuning import apply_tuning, emit_level
+from ..errors import CompileError, UnsupportedError
+from . import modes
+from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
+
+__all__ = ["compile_plan", "compile_state", "enzyme_request", "optimise_source", "state_names"]
+
+_counter = itertools.count()
+#: Random per process: entry-point symbols stay unique when object code compiled by
+#: another process (an isolation worker, the disk cache) is loaded here.
+_PROCESS_TOKEN = secrets.token_hex(4)
+
+
+def state_names(stateful: tuple[str, ...], token: str) -> dict[str, str]:
+    """The symbol of each mutable global of a module instance in its state object."""
+    return {name: f"{name}.enzpy.{token}" for name in stateful}
+
+
+def enzyme_request(plan: Plan) -> native_enzyme.Request:
+    """What Enzyme is told for ``plan``."""
+    return native_enzyme.Request(
+        args=plan.args,
+        ret_kind=plan.ret_kind,
+        ret_activity=plan.ret_activity,
+        return_primal=plan.with_primal,
+        width=plan.width,
+        runtime_activity=plan.runtime_activity,
+        strong_zero=plan.strong_zero,
+        fast_math=plan.fast_math,
+        overwritten=plan.overwritten or None,
+    )
+
+
+def _refuse_unsupported(facts: transforms.ModuleFacts, plan: Plan) -> None:
+    if facts.inline_asm:
+        where = ", ".join(facts.inline_asm)
+        raise UnsupportedError(
+            f"{plan.function!r} reaches inline assembly (in {where}), which Enzyme cannot "
+            "differentiate; move it into a function marked inactive "
+            "(enzyme_py.inactive(module, name)) or give that function a derivative "
+            "(enzyme_py.with_derivative)"
+        )
+    if facts.openmp:
+        where = ", ".join(facts.openmp)
+        raise UnsupportedError(
+            f"{plan.function!r} forks OpenMP parallel regions (in {where}); enzyme_py does not "
+            "differentiate OpenMP code. Compile without -fopenmp to differentiate it serially"
+        )
+
+
+def _check_state(facts: transforms.ModuleFacts, stateful: Mapping[str, str], plan: Plan) -> None:
+    for name in stateful:
+        use = facts.globals[name]
+        if use.has_pointers and name in facts.used_globals and plan.mode != PRIMAL:
+            raise UnsupportedError(
+                f"{plan.function!r} uses the mutable global {name!r} ({use.text_type}), which "
+                "holds pointers and is written by the module; Enzyme would need a shadow for "
+                "it that enzyme_py cannot build. Pass the data as an argument instead"
+            )
+
+
+def compile_plan(
+    bitcode: bytes, content_hash: str, plan: Plan, stateful: tuple[str, ...] = ()
+) -> CompiledCode:
+    """Compile one request to object code (see the module docstring).  ``stateful``: the
+    module's mutable globals that its code writes (shared through its state object)."""
+    nat = native()
+    opts = config.options()
+    tag = hashlib.sha256(f"{content_hash}|{plan.key()}".encode()).hexdigest()[:16]
+    # Unique across processes too (code may come from a worker or the disk cache).
+    symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
+    names = state_names(stateful, plan.state) if plan.state else {}
+    with LOCK:
+        tm = host_target_machine()
+        ctx = ContextRef.create()
+        try:
+            with collecting() as reports:
+                mod = ctx.parse_bitcode(bitcode, plan.function)
+                try:
+                    mod.prepare(nat.triple, tm)
+                    fn = mod.defined_function(plan.function)
+                    if fn is None:
+                        raise CompileError(f"function {plan.function!r} is not defined")
+                    facts = transforms.inspect(mod, plan.function)
+                    if plan.mode != PRIMAL:
+                        _refuse_unsupported(facts, plan)
+                    _check_state(facts, names, plan)
+                    shadows = transforms.isolate_state(mod, facts, names, shadows=plan.mode != PRIMAL)
+                    keep = [symbol]
+                    if plan.mode == PRIMAL:
+                        target = fn
+                    else:
+                        completed, target = _differentiate(mod, fn, plan, symbol, keep)
+                        if not completed:
+                            # Enzyme was abandoned mid-way: its objects may point into
+                            # this module and context, so both are abandoned too.
+                            mod.detach()
+                            ctx.detach()
+                            if not reports:
+                                reports.append(Report(None, "Enzyme stopped", None))
+                        raise_for_reports(reports, plan.function)
+                        if not target:
+                            raise CompileError(f"Enzyme returned no derivative for {plan.function!r}")
+                        transforms.rename(target, f"{symbol}_impl")
+                    seeded = plan.mode in (REVERSE, HVP) and plan.ret_activity == DiffeType.OUT_DIFF
+                    params, result, out_fields = transforms.build_entry(
+                        mod, target, symbol, seeded=seeded, zero_first=shadows
+                    )
+                    outputs = output_names(plan)
+                    count = (0 if result == "void" else 1) + len(out_fields)
+                    if count != len(outputs):
+                        raise CompileError(
+                            f"Enzyme produced {count} result value(s) for {plan.function!r} where "
+                            f"{len(outputs)} ({', '.join(outputs) or 'none'}) were expected; this "
+                            "Enzyme build's C API does not behave like its profile"
+                        )
+                    transforms.finish(mod, keep, opts.max_alignment)
+                    if opts.host_cpu:  # host instructions, generic tuning
+                        apply_tuning(mod, opts.tune_cpu)
+                    mod.verify(f"derivative of {plan.function!r}")
+                    # Drop what the entry point does not reach, then optimise.
+                    pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
+                    mod.run_passes(pipeline, tm, loop_transforms=True)
+                    raise_for_reports(reports, plan.function)
+                    # Straight-line code: the fast code generator, same speed.
+                    level = emit_level(mod, opts.codegen_level)
+                    code = mod.emit_object(host_target_machine(level))
+                    raise_for_reports(reports, plan.function)
+                finally:
+                    mod.close()
+        finally:
+            ctx.close()
+    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan)
+
+
+def _differentiate(mod: ModuleRef, fn: int, plan: Plan, symbol: str, keep: list[str]) -> tuple[bool, int]:
+    ctx = mod.context
+    if plan.mode == HVP:
+        return modes.differentiate_hvp(mod, fn, plan, enzyme_request(plan))
+    if plan.mode == SPLIT:
+        keep.append(f"{symbol}_reverse")
+        return modes.differentiate_split(mod, fn, plan, symbol, enzyme_request(plan))
+    if plan.mode in (REVERSE, FORWARD):
+        return native_enzyme.differentiate(ctx, fn, enzyme_request(plan), forward=plan.mode == FORWARD)
+    raise CompileError(f"unknown compile mode {plan.mode!r}")
+
+
+def compile_state(bitcode: bytes, stateful: tuple[str, ...], token: str) -> bytes:
+    """Object code defining a module instance's mutable globals (its state object)."""
+    nat = native()
+    names = state_names(stateful, token)
+    with LOCK:
+        tm = host_target_machine()
+        with ContextRef.create() as ctx:
+            mod = ctx.parse_bitcode(bitcode, "state")
+            with mod:
+                mod.prepare(nat.triple, tm)
+                transforms.state_module(mod, names)
+                mod.verify("state of the module")
+                return mod.emit_object(tm)
+
+
+def optimise_source(mod: ModuleRef, name: str) -> None:
+    """The optimisation a module compiled from source gets before any differentiation:
+    ``default<O2>`` for the host without unrolling or vectorisation (those run after
+    Enzyme; unrolled loops can trip Enzyme's cache analysis)."""
+    nat = native()
+    with LOCK:
+        tm = host_target_machine()
+        with collecting() as reports:
+            mod.prepare(nat.triple, tm)
+            mod.run_passes("default<O2>", tm, loop_transforms=False)
+        if reports:
+            raise CompileError(f"optimising source {name!r} failed", "\n".join(r.message for r in reports))

@@ -1,0 +1,677 @@
+"""Operations on the IR of a module being compiled: what the compile stage asks of LLVM
+besides parsing, Enzyme and the pass pipeline.
+
+* :func:`build_entry` — the C-ABI entry point around a (derivative) function;
+* :func:`finish` — internalise, clamp alignments, drop pre-AD loop metadata;
+* :func:`unbox_tape` — split mode's reverse pass taking Enzyme's boxed tape;
+* :func:`rename`, :func:`make_external`, :func:`add_function_attribute`,
+  :func:`set_rule_metadata` — small edits;
+* :func:`inspect` — what a function reaches before Enzyme sees it (inline assembly,
+  OpenMP, Enzyme's source-level interface, globals and how they are used), so that what
+  Enzyme cannot handle is refused with a message instead of an abort;
+* :func:`isolate_state` / :func:`state_module` — a module's mutable globals shared by all
+  its compiled code objects, with shadows for the derivatives.
+
+Every function works on handles of one module, with the LLVM lock taken inside the
+binding; the caller holds :data:`~enzyme_py._native.ffi.LOCK` for the whole compilation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CompileError
+from .ffi.llvm import Linkage, Opcode, TypeKind
+from .handles import BuilderRef, ContextRef, ModuleRef, value_name
+from .library import native
+from .types import read_type
+
+__all__ = [
+    "GlobalUse",
+    "ModuleFacts",
+    "add_function_attribute",
+    "build_entry",
+    "finish",
+    "infer_pointees",
+    "inspect",
+    "interface_uses",
+    "isolate_state",
+    "make_external",
+    "rename",
+    "scan_globals",
+    "set_rule_metadata",
+    "state_module",
+    "unbox_tape",
+]
+
+_FUNCTION_INDEX = 0xFFFFFFFF  # LLVMAttributeFunctionIndex
+_SIZE = {"f64": 8, "f32": 4, "i1": 1, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "ptr": 8}
+
+
+def _lib() -> Any:
+    return native().llvm
+
+
+# --------------------------------------------------------------------------- small edits
+
+
+def rename(fn: int, name: str) -> None:
+    """Give the value ``fn`` the name ``name``."""
+    data = name.encode()
+    _lib().LLVMSetValueName2(fn, data, len(data))
+
+
+def make_external(fn: int) -> None:
+    _lib().LLVMSetLinkage(fn, Linkage.EXTERNAL)
+
+
+def add_function_attribute(fn: int, context: ContextRef, key: str, value: str = "") -> None:
+    """Add the string attribute ``key`` (``="value"``) to the function ``fn``."""
+    lib = _lib()
+    k, v = key.encode(), value.encode()
+    attr = lib.LLVMCreateStringAttribute(context.handle, k, len(k), v, len(v))
+    lib.LLVMAddAttributeAtIndex(fn, _FUNCTION_INDEX, attr)
+
+
+def set_rule_metadata(target: int, context: ContextRef, key: str, rule: int) -> None:
+    """Attach ``!key !{ptr @rule}`` to the function ``target`` (Enzyme's custom-rule
+    metadata: ``enzyme_derivative``, ``enzyme_augment``, ``enzyme_gradient``)."""
+    lib = _lib()
+    md = (ctypes.c_void_p * 1)(lib.LLVMValueAsMetadata(rule))
+    node = lib.LLVMMDNodeInContext2(context.handle, md, 1)
+    kind_id = lib.LLVMGetMDKindIDInContext(context.handle, key.encode(), len(key))
+    lib.LLVMGlobalSetMetadata(target, kind_id, node)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _kind_of(ty: int) -> str:
+    vt = read_type(ty)
+    if vt.kind == "unsupported":
+        raise CompileError(f"cannot pass LLVM type {vt.text} through the C entry point")
+    return vt.kind
+
+
+def _struct_offsets(kinds: tuple[str, ...]) -> tuple[int, ...]:
+    """Byte offsets of a C struct of scalar ``kinds`` (natural alignment)."""
+    offsets = []
+    pos = 0
+    for k in kinds:
+        size = _SIZE[k]
+        pos = (pos + size - 1) // size * size
+        offsets.append(pos)
+        pos += size
+    return tuple(offsets)
+
+
+def _leaves(ty: int, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], int]]:
+    """The scalar leaves of a (possibly nested struct/array) type: (index path, type)."""
+    lib = _lib()
+    kind = lib.LLVMGetTypeKind(ty)
+    if kind == TypeKind.STRUCT:
+        out: list[tuple[tuple[int, ...], int]] = []
+        for i in range(lib.LLVMCountStructElementTypes(ty)):
+            out += _leaves(lib.LLVMStructGetTypeAtIndex(ty, i), path + (i,))
+        return out
+    if kind == TypeKind.ARRAY:
+        elem = lib.LLVMGetElementType(ty)
+        out = []
+        for i in range(lib.LLVMGetArrayLength(ty)):
+            out += _leaves(elem, path + (i,))
+        return out
+    return [(path, ty)]
+
+
+def _extract(b: int, value: int, path: tuple[int, ...]) -> int:
+    lib = _lib()
+    for i in path:
+        value = lib.LLVMBuildExtractValue(b, value, i, b"")
+    return value
+
+
+def _param_types(fn: int) -> tuple[int, int, ctypes.Array[ctypes.c_void_p]]:
+    lib = _lib()
+    fty = lib.LLVMGlobalGetValueType(fn)
+    n = lib.LLVMCountParamTypes(fty)
+    ptys = (ctypes.c_void_p * (n + 1))()
+    lib.LLVMGetParamTypes(fty, ptys)
+    return fty, n, ptys
+
+
+def build_entry(
+    module: ModuleRef,
+    target: int,
+    symbol: str,
+    *,
+    seeded: bool = False,
+    zero_first: Sequence[int] = (),
+) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """Build ``symbol``, a C-ABI function calling ``target``: ``(params, result, out_fields)``.
+
+    Same scalar parameters; an array parameter (a vector-mode shadow ``[w x T]``) is taken
+    by pointer and loaded; a scalar return is returned as is; any aggregate is flattened to
+    its scalar leaves and written through a trailing out-pointer (``out_fields``).
+    ``seeded``: ``target``'s last parameter is the seed of an Active return; the entry does
+    not take it and passes 1.0 (in every lane in vector mode).  ``zero_first``: globals
+    (shadow globals) stored zero before the call.
+    """
+    lib = _lib()
+    ctx = module.context
+    fty, n_target, ptys = _param_types(target)
+    n = n_target - 1 if seeded else n_target
+    seed_type = ptys[n] if seeded else None
+    arrays: dict[int, int] = {}
+    params: list[str] = []
+    for i in range(n):
+        if lib.LLVMGetTypeKind(ptys[i]) == TypeKind.ARRAY:
+            arrays[i] = ptys[i]
+            ptys[i] = lib.LLVMPointerType(ptys[i], 0)
+            params.append("ptr")
+        else:
+            params.append(_kind_of(ptys[i]))
+    rty = lib.LLVMGetReturnType(fty)
+    rkind = lib.LLVMGetTypeKind(rty)
+    leaves = [] if rkind == TypeKind.VOID else _leaves(rty)
+    i8 = lib.LLVMInt8TypeInContext(ctx.handle)
+    out_kinds: tuple[str, ...] = ()
+    if rkind == TypeKind.VOID or not leaves:
+        result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
+    elif len(leaves) == 1:
+        result, wrapper_ret = _kind_of(leaves[0][1]), leaves[0][1]
+    else:
+        out_kinds = tuple(_kind_of(t) for _, t in leaves)
+        result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
+        ptys[n] = lib.LLVMPointerType(i8, 0)
+    nparams = n + (1 if out_kinds else 0)
+    wty = lib.LLVMFunctionType(wrapper_ret, ptys, nparams, 0)
+    wrapper = lib.LLVMAddFunction(module.handle, symbol.encode(), wty)
+    with BuilderRef.create(ctx) as b:
+        block = lib.LLVMAppendBasicBlockInContext(ctx.handle, wrapper, b"entry")
+        lib.LLVMPositionBuilderAtEnd(b.handle, block)
+        for g in zero_first:
+            lib.LLVMBuildStore(b.handle, lib.LLVMConstNull(lib.LLVMGlobalGetValueType(g)), g)
+        values = []
+        for i in range(n):
+            v = lib.LLVMGetParam(wrapper, i)
+            if i in arrays:
+                v = lib.LLVMBuildLoad2(b.handle, arrays[i], v, b"")
+            values.append(v)
+        if seeded:
+            if lib.LLVMGetTypeKind(seed_type) == TypeKind.ARRAY:
+                elem = lib.LLVMGetElementType(seed_type)
+                w = lib.LLVMGetArrayLength(seed_type)
+                ones = (ctypes.c_void_p * w)(*[lib.LLVMConstReal(elem, 1.0)] * w)
+                values.append(lib.LLVMConstArray(elem, ones, w))
+            else:
+                values.append(lib.LLVMConstReal(seed_type, 1.0))
+        argv = (ctypes.c_void_p * max(n_target, 1))(*values)
+        call = lib.LLVMBuildCall2(b.handle, fty, target, argv, n_target, b"")
+        if result == "void" and not out_kinds:
+            lib.LLVMBuildRetVoid(b.handle)
+        elif not out_kinds:
+            lib.LLVMBuildRet(b.handle, _extract(b.handle, call, leaves[0][0]))
+        else:
+            out = lib.LLVMGetParam(wrapper, n)
+            i64 = lib.LLVMInt64TypeInContext(ctx.handle)
+            for (path, leaf_ty), off in zip(leaves, _struct_offsets(out_kinds)):
+                value = _extract(b.handle, call, path)
+                idx = (ctypes.c_void_p * 1)(lib.LLVMConstInt(i64, off, 0))
+                slot = lib.LLVMBuildGEP2(b.handle, i8, out, idx, 1, b"")
+                slot = lib.LLVMBuildBitCast(b.handle, slot, lib.LLVMPointerType(leaf_ty, 0), b"")
+                lib.LLVMBuildStore(b.handle, value, slot)
+            lib.LLVMBuildRetVoid(b.handle)
+    return tuple(params) + (("ptr",) if out_kinds else ()), result, out_kinds
+
+
+# --------------------------------------------------------------------------- finishing
+
+
+def _functions(module: ModuleRef) -> Iterator[int]:
+    lib = _lib()
+    fn = lib.LLVMGetFirstFunction(module.handle)
+    while fn:
+        yield fn
+        fn = lib.LLVMGetNextFunction(fn)
+
+
+def _instructions(fn: int) -> Iterator[int]:
+    lib = _lib()
+    bb = lib.LLVMGetFirstBasicBlock(fn)
+    while bb:
+        inst = lib.LLVMGetFirstInstruction(bb)
+        while inst:
+            yield inst
+            inst = lib.LLVMGetNextInstruction(inst)
+        bb = lib.LLVMGetNextBasicBlock(bb)
+
+
+def _globals(module: ModuleRef) -> Iterator[int]:
+    lib = _lib()
+    g = lib.LLVMGetFirstGlobal(module.handle)
+    while g:
+        yield g
+        g = lib.LLVMGetNextGlobal(g)
+
+
+def _forbids_unrolling(md: int) -> bool:
+    lib = _lib()
+    n = lib.LLVMGetMDNodeNumOperands(md)
+    ops = (ctypes.c_void_p * max(n, 1))()
+    lib.LLVMGetMDNodeOperands(md, ops)
+    length = ctypes.c_uint()
+    for i in range(n):
+        op = ops[i]
+        if not op or op == md or not lib.LLVMIsAMDNode(op):
+            continue
+        count = lib.LLVMGetMDNodeNumOperands(op)
+        if count < 1:
+            continue
+        inner = (ctypes.c_void_p * count)()
+        lib.LLVMGetMDNodeOperands(op, inner)
+        if inner[0]:
+            s = lib.LLVMGetMDString(inner[0], ctypes.byref(length))
+            if s and ctypes.string_at(s, length.value) == b"llvm.loop.unroll.disable":
+                return True
+    return False
+
+
+def finish(module: ModuleRef, keep: Iterable[str], max_align: int) -> None:
+    """Internalise every function definition but those named in ``keep``; clamp load and
+    store alignments to ``max_align``; drop the loop metadata that forbids unrolling (it
+    was only wanted before differentiation)."""
+    lib = _lib()
+    kept = {k.encode() for k in keep}
+    loop_kind = lib.LLVMGetMDKindIDInContext(module.context.handle, b"llvm.loop", 9)
+    size = ctypes.c_size_t()
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            continue
+        name = ctypes.string_at(lib.LLVMGetValueName2(fn, ctypes.byref(size)), size.value)
+        if name not in kept:
+            lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
+        for inst in _instructions(fn):
+            op = lib.LLVMGetInstructionOpcode(inst)
+            if op == Opcode.LOAD or op == Opcode.STORE:
+                if lib.LLVMGetAlignment(inst) > max_align:
+                    lib.LLVMSetAlignment(inst, max_align)
+            elif op == Opcode.BR:
+                md = lib.LLVMGetMetadata(inst, loop_kind)
+                if md and _forbids_unrolling(md):
+                    lib.LLVMSetMetadata(inst, loop_kind, None)
+
+
+def straight_line_size(module: ModuleRef, limit: int) -> int | None:
+    """The number of instructions of a module whose defined functions are each one basic
+    block without calls, or None when it is not such a module or exceeds ``limit``."""
+    lib = _lib()
+    count = 0
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            continue
+        bb = lib.LLVMGetFirstBasicBlock(fn)
+        if not bb or lib.LLVMGetNextBasicBlock(bb):
+            return None
+        inst = lib.LLVMGetFirstInstruction(bb)
+        while inst:
+            count += 1
+            if count > limit or lib.LLVMGetInstructionOpcode(inst) == Opcode.CALL:
+                return None
+            inst = lib.LLVMGetNextInstruction(inst)
+    return count
+
+
+# --------------------------------------------------------------------------- split mode
+
+
+def unbox_tape(module: ModuleRef, grad: int, tape_type: int, name: str) -> int:
+    """A function like ``grad`` whose last parameter is the anonymous tape (a pointer to
+    Enzyme's box holding the tape value, or NULL when nothing was recorded) instead of the
+    tape value: it loads the value, frees the box and calls ``grad``.  When Enzyme made no
+    tape type (``tape_type`` 0, ``grad`` takes no tape), the pointer is only freed."""
+    lib = _lib()
+    ctx = module.context
+    fty, n, ptys = _param_types(grad)
+    i8 = lib.LLVMInt8TypeInContext(ctx.handle)
+    ptr = lib.LLVMPointerType(i8, 0)
+    n_prefix = n - 1 if tape_type else n  # grad's parameters before its tape
+    tape_param = ptys[n - 1] if tape_type else None
+    ptys[n_prefix] = ptr
+    new_ty = lib.LLVMFunctionType(lib.LLVMGetReturnType(fty), ptys, n_prefix + 1, 0)
+    fn = lib.LLVMAddFunction(module.handle, name.encode(), new_ty)
+    free = lib.LLVMGetNamedFunction(module.handle, b"free")
+    free_ty = lib.LLVMFunctionType(lib.LLVMVoidTypeInContext(ctx.handle), (ctypes.c_void_p * 1)(ptr), 1, 0)
+    if not free:
+        free = lib.LLVMAddFunction(module.handle, b"free", free_ty)
+    with BuilderRef.create(ctx) as b:
+        block = lib.LLVMAppendBasicBlockInContext(ctx.handle, fn, b"entry")
+        lib.LLVMPositionBuilderAtEnd(b.handle, block)
+        box = lib.LLVMGetParam(fn, n_prefix)
+        values = [lib.LLVMGetParam(fn, i) for i in range(n_prefix)]
+        if tape_param is not None:
+            empty = (
+                lib.LLVMGetTypeKind(tape_param) == TypeKind.STRUCT
+                and lib.LLVMCountStructElementTypes(tape_param) == 0
+            )
+            if empty:  # nothing recorded: the box is NULL
+                values.append(lib.LLVMConstNull(tape_param))
+            else:
+                values.append(lib.LLVMBuildLoad2(b.handle, tape_param, box, b"tape"))
+        lib.LLVMBuildCall2(b.handle, free_ty, free, (ctypes.c_void_p * 1)(box), 1, b"")
+        argv = (ctypes.c_void_p * max(n, 1))(*values)
+        call = lib.LLVMBuildCall2(b.handle, fty, grad, argv, n, b"")
+        if lib.LLVMGetTypeKind(lib.LLVMGetReturnType(fty)) == TypeKind.VOID:
+            lib.LLVMBuildRetVoid(b.handle)
+        else:
+            lib.LLVMBuildRet(b.handle, call)
+    return int(fn)
+
+
+# --------------------------------------------------------------------------- inspection
+
+#: Calls that mean "Enzyme's source-level interface" (handled by Enzyme's own pass).
+SOURCE_INTERFACE_PREFIXES = ("__enzyme_",)
+#: Globals that register custom rules in C source.
+REGISTRATION_PREFIXES = (
+    "__enzyme_register_gradient",
+    "__enzyme_register_derivative",
+    "__enzyme_register_splitderivative",
+    "__enzyme_inactivefn",
+    "__enzyme_inactive_global",
+    "__enzyme_function_like",
+    "__enzyme_allocation_like",
+)
+#: OpenMP's runtime entry that forks a parallel region.
+OPENMP_FORK = ("__kmpc_fork_call", "__kmpc_fork_teams", "__kmpc_fork_call_if")
+
+
+@dataclass
+class GlobalUse:
+    """How one global variable defined in the module is used."""
+
+    name: str
+    handle: int
+    constant: bool
+    written: bool = False
+    has_pointers: bool = False
+    value_type: int = 0
+    text_type: str = ""
+
+
+@dataclass
+class ModuleFacts:
+    """What :func:`inspect` found, for the functions reachable from the root."""
+
+    reachable: set[str] = field(default_factory=set)
+    inline_asm: list[str] = field(default_factory=list)  # functions using inline assembly
+    openmp: list[str] = field(default_factory=list)  # functions forking OpenMP regions
+    source_interface: list[tuple[str, str]] = field(default_factory=list)  # (function, callee)
+    registrations: list[str] = field(default_factory=list)  # registration globals
+    globals: dict[str, GlobalUse] = field(default_factory=dict)  # defined globals
+    used_globals: set[str] = field(default_factory=set)  # referenced from reachable code
+
+
+def _type_has_pointers(ty: int) -> bool:
+    lib = _lib()
+    kind = lib.LLVMGetTypeKind(ty)
+    if kind == TypeKind.POINTER:
+        return True
+    if kind == TypeKind.STRUCT:
+        return any(_type_has_pointers(lib.LLVMStructGetTypeAtIndex(ty, i)) for i in range(lib.LLVMCountStructElementTypes(ty)))
+    if kind in (TypeKind.ARRAY, TypeKind.VECTOR):
+        return _type_has_pointers(lib.LLVMGetElementType(ty))
+    return False
+
+
+def _is_written(value: int, depth: int = 0) -> bool:
+    """Whether memory reached through the pointer ``value`` may be written: any use
+    other than loading from it (through GEPs and casts, constant or not) counts."""
+    lib = _lib()
+    if depth > 64:
+        return True
+    use = lib.LLVMGetFirstUse(value)
+    while use:
+        user = lib.LLVMGetUser(use)
+        if lib.LLVMIsAInstruction(user):
+            op = lib.LLVMGetInstructionOpcode(user)
+        elif lib.LLVMIsAConstantExpr(user):
+            op = lib.LLVMGetConstOpcode(user)
+        else:
+            return True  # a constant initializer holding the address: it escapes
+        if op == Opcode.LOAD:
+            pass
+        elif op in (Opcode.GEP, Opcode.BITCAST, Opcode.ADDRSPACE_CAST):
+            if lib.LLVMIsAInstruction(user) and op == Opcode.GEP and lib.LLVMGetOperand(user, 0) != value:
+                return True  # the address used as an index: escapes
+            if _is_written(user, depth + 1):
+                return True
+        else:
+            return True  # a store (of or into it), a call argument, a ptrtoint, ...
+        use = lib.LLVMGetNextUse(use)
+    return False
+
+
+def _operands_globals(inst: int, seen: set[int], out: set[int], lib: Any, depth: int = 0) -> None:
+    n = lib.LLVMGetNumOperands(inst)
+    for i in range(n):
+        op = lib.LLVMGetOperand(inst, i)
+        if not op or op in seen:
+            continue
+        if lib.LLVMIsAGlobalVariable(op) or lib.LLVMIsAFunction(op):
+            out.add(int(op))
+        elif lib.LLVMIsAConstant(op) and depth < 32 and lib.LLVMGetNumOperands(op) > 0:
+            seen.add(int(op))
+            _operands_globals(op, seen, out, lib, depth + 1)
+
+
+def scan_globals(module: ModuleRef) -> dict[str, GlobalUse]:
+    """The global variables the module defines and how they are used."""
+    lib = _lib()
+    out: dict[str, GlobalUse] = {}
+    for g in _globals(module):
+        name = value_name(g)
+        if lib.LLVMIsDeclaration(g) or name.startswith("llvm."):
+            continue
+        vt = lib.LLVMGlobalGetValueType(g)
+        use = GlobalUse(name, int(g), bool(lib.LLVMIsGlobalConstant(g)), value_type=int(vt))
+        if not use.constant:
+            use.written = _is_written(g)
+            use.has_pointers = _type_has_pointers(vt)
+            use.text_type = read_type(vt).text
+        out[name] = use
+    return out
+
+
+def interface_uses(module: ModuleRef) -> tuple[list[str], list[str]]:
+    """``(functions, globals)`` of Enzyme's source-level interface the module uses:
+    ``__enzyme_*`` functions it declares (``__enzyme_autodiff``, ...) and the globals
+    that register rules or inactive functions (``__enzyme_register_gradient_*``, ...)."""
+    lib = _lib()
+    calls = [
+        value_name(fn)
+        for fn in _functions(module)
+        if lib.LLVMIsDeclaration(fn) and value_name(fn).startswith(SOURCE_INTERFACE_PREFIXES)
+    ]
+    regs = [value_name(g) for g in _globals(module) if value_name(g).startswith(REGISTRATION_PREFIXES)]
+    return calls, regs
+
+
+def infer_pointees(fn: int, depth: int = 0) -> tuple[str | None, ...]:
+    """For each parameter of ``fn``: the element kind (``f64``, ``i32``, ...) the function
+    loads and stores through it when it is a pointer and that kind is the only one (through
+    GEPs, casts and calls to functions defined in the module), else None."""
+    lib = _lib()
+    n = lib.LLVMCountParams(fn)
+    out: list[str | None] = []
+    for i in range(n):
+        param = lib.LLVMGetParam(fn, i)
+        if lib.LLVMGetTypeKind(lib.LLVMTypeOf(param)) != TypeKind.POINTER:
+            out.append(None)
+            continue
+        found: set[str] = set()
+        if not _pointee_kinds(param, found, depth) or len(found) != 1:
+            out.append(None)
+        else:
+            out.append(found.pop())
+    return tuple(out)
+
+
+def _pointee_kinds(value: int, found: set[str], depth: int) -> bool:
+    """Collect the kinds loaded/stored through ``value``; False when a use is one this
+    analysis does not follow (the pointee is then unknown)."""
+    lib = _lib()
+    if depth > 8:
+        return False
+    use = lib.LLVMGetFirstUse(value)
+    while use:
+        user = lib.LLVMGetUser(use)
+        if not lib.LLVMIsAInstruction(user):
+            return False
+        op = lib.LLVMGetInstructionOpcode(user)
+        if op == Opcode.LOAD:
+            found.add(read_type(lib.LLVMTypeOf(user)).kind)
+        elif op == Opcode.STORE:
+            if lib.LLVMGetOperand(user, 1) != value:
+                return False  # the pointer itself is stored: it escapes
+            found.add(read_type(lib.LLVMTypeOf(lib.LLVMGetOperand(user, 0))).kind)
+        elif op in (Opcode.GEP, Opcode.BITCAST, Opcode.ADDRSPACE_CAST):
+            if lib.LLVMGetOperand(user, 0) != value or not _pointee_kinds(user, found, depth + 1):
+                return False
+        elif op in (Opcode.CALL, Opcode.INVOKE):
+            callee = lib.LLVMGetCalledValue(user)
+            if not callee or not lib.LLVMIsAFunction(callee) or lib.LLVMIsDeclaration(callee):
+                return False
+            for k in range(lib.LLVMGetNumArgOperands(user)):
+                if lib.LLVMGetOperand(user, k) == value:
+                    if k >= lib.LLVMCountParams(callee):
+                        return False
+                    if not _pointee_kinds(lib.LLVMGetParam(callee, k), found, depth + 1):
+                        return False
+        else:
+            return False
+        use = lib.LLVMGetNextUse(use)
+    return True
+
+
+def inspect(module: ModuleRef, root: str) -> ModuleFacts:
+    """Walk the functions reachable from ``root`` (direct calls and any function whose
+    address the reachable code takes) and the module's globals."""
+    lib = _lib()
+    facts = ModuleFacts()
+    facts.globals = scan_globals(module)
+    facts.registrations = interface_uses(module)[1]
+    start = module.function(root)
+    if start is None:
+        return facts
+    todo = [start]
+    seen_fn: set[int] = set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen_fn:
+            continue
+        seen_fn.add(fn)
+        fname = value_name(fn)
+        facts.reachable.add(fname)
+        if lib.LLVMIsDeclaration(fn):
+            if fname.startswith(SOURCE_INTERFACE_PREFIXES):
+                facts.source_interface.append(("?", fname))
+            continue
+        refs: set[int] = set()
+        cexprs: set[int] = set()
+        for inst in _instructions(fn):
+            op = lib.LLVMGetInstructionOpcode(inst)
+            if op in (Opcode.CALL, Opcode.INVOKE):
+                callee = lib.LLVMGetCalledValue(inst)
+                if callee and lib.LLVMIsAInlineAsm(callee):
+                    if fname not in facts.inline_asm:
+                        facts.inline_asm.append(fname)
+                elif callee and lib.LLVMIsAFunction(callee):
+                    cname = value_name(callee)
+                    if cname.startswith(SOURCE_INTERFACE_PREFIXES):
+                        facts.source_interface.append((fname, cname))
+                    if cname in OPENMP_FORK and fname not in facts.openmp:
+                        facts.openmp.append(fname)
+            _operands_globals(inst, cexprs, refs, lib)
+        for r in refs:
+            if lib.LLVMIsAFunction(r):
+                todo.append(r)
+            else:
+                facts.used_globals.add(value_name(r))
+    return facts
+
+
+# --------------------------------------------------------------------------- state
+
+
+def isolate_state(
+    module: ModuleRef, facts: ModuleFacts, names: dict[str, str], *, shadows: bool
+) -> list[int]:
+    """Prepare the globals of a module about to be compiled into one code object.
+
+    * constant globals and mutable globals nothing writes become internal constants of
+      this object (each object has its own copy; nothing can change them);
+    * the mutable globals in ``names`` (their state names) become external declarations
+      of the module's state object (:func:`state_module`), so every code object of the
+      module shares one definition;
+    * with ``shadows``, each state global whose value holds no pointers gets a zeroed
+      shadow global Enzyme uses for its derivative (``!enzyme_shadow``); the shadows are
+      returned, to be zeroed by the entry point before each call.
+    """
+    lib = _lib()
+    ctx = module.context
+    zeroed: list[int] = []
+    shadow_kind = lib.LLVMGetMDKindIDInContext(ctx.handle, b"enzyme_shadow", 13)
+    for use in facts.globals.values():
+        g = use.handle
+        if use.name in names:
+            if shadows and not use.has_pointers:
+                sh = lib.LLVMAddGlobal(module.handle, use.value_type, f"{names[use.name]}.shadow".encode())
+                lib.LLVMSetInitializer(sh, lib.LLVMConstNull(use.value_type))
+                lib.LLVMSetLinkage(sh, Linkage.INTERNAL)
+                md = (ctypes.c_void_p * 1)(lib.LLVMValueAsMetadata(sh))
+                lib.LLVMGlobalSetMetadata(g, shadow_kind, lib.LLVMMDNodeInContext2(ctx.handle, md, 1))
+                zeroed.append(int(sh))
+            lib.LLVMSetInitializer(g, None)
+            lib.LLVMSetLinkage(g, Linkage.EXTERNAL)
+            rename(g, names[use.name])
+        else:
+            if not use.constant and not use.written:
+                lib.LLVMSetGlobalConstant(g, 1)
+            lib.LLVMSetLinkage(g, Linkage.INTERNAL)
+    return zeroed
+
+
+def state_module(module: ModuleRef, names: dict[str, str]) -> None:
+    """Turn ``module`` (a fresh parse of the module's bitcode) into its state object:
+    only the globals in ``names``, renamed to their state names, with their initial
+    values; :class:`CompileError` when an initial value refers to a function or another
+    global (such state cannot be separated from the code)."""
+    lib = _lib()
+    for fn in list(_functions(module)):
+        if not lib.LLVMIsDeclaration(fn):
+            lib.LLVMDeleteFunction(fn)
+    for g in list(_globals(module)):
+        name = value_name(g)
+        if name in names:
+            init = lib.LLVMGetInitializer(g)
+            refs: set[int] = set()
+            if init:
+                _operands_globals(init, set(), refs, lib)
+                if lib.LLVMIsAGlobalVariable(init) or lib.LLVMIsAFunction(init):
+                    refs.add(int(init))
+            if refs:
+                raise CompileError(
+                    f"the initial value of the global {name!r} refers to "
+                    f"{', '.join(sorted(value_name(r) for r in refs))}; enzyme_py keeps a "
+                    "module's mutable globals apart from its code and cannot do so for this "
+                    "one. Initialise it at run time instead"
+                )
+            rename(g, names[name])
+            lib.LLVMSetLinkage(g, Linkage.EXTERNAL)
+        elif not name.startswith("llvm."):
+            if lib.LLVMIsDeclaration(g):
+                continue
+            lib.LLVMDeleteGlobal(g)
