@@ -177,7 +177,7 @@ class _Thunk:
         layout = spec.target.layout
         if layout.out_param:
             raise TypeError(
-                f"{layout.name} returns an {layout.result.text}; split mode takes functions "
+                f"{layout.name} returns a {layout.result.text}; split mode takes functions "
                 "returning a float or nothing (write the result into a Duplicated argument)"
             )
         flags = self.overwritten if self.overwritten is not None else (True,) * len(args)

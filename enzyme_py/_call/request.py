@@ -148,7 +148,10 @@ def _real(v: Any, what: str) -> float:
         v = v[()]
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REAL_TYPES):
         raise TypeError(f"{what} expects a real number, got {type(v).__name__}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ValueError(f"{what}: {v} is too large for a floating-point number") from None
 
 
 def _integer(v: Any, p: ScalarParam, what: str) -> int:
@@ -160,7 +163,8 @@ def _integer(v: Any, p: ScalarParam, what: str) -> int:
         raise TypeError(f"{what} expects an integer, got {type(v).__name__}")
     iv = int(v)
     if not p.lo <= iv <= p.hi:
-        raise ValueError(f"{what}: {iv} does not fit in {p.text}")
+        hint = "; pass np.uint64(v) for an unsigned value" if p.dtype == "int64" and 0 <= iv < 2**64 else ""
+        raise ValueError(f"{what}: {iv} does not fit in {p.text}{hint}")
     return iv
 
 
@@ -330,10 +334,15 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
 
 
 def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
-    if not isinstance(p, ScalarParam) or not p.is_float:
+    if not isinstance(p, ScalarParam):
         raise TypeError(
-            f"{what}: Active applies to float scalars only"
-            + ("; use Duplicated(x, dx) for arrays" if not isinstance(p, ScalarParam) else "")
+            f"{what}: Active applies to float scalars only; an array is Duplicated(x, dx) "
+            "(or Const), not Active"
+        )
+    if not p.is_float:
+        raise TypeError(
+            f"{what}: Active applies to float scalars only (only float64/float32 values can be "
+            "differentiated); pass an integer bare or Const"
         )
     if not reverse:
         raise TypeError(f"{what}: Active is not allowed in forward mode; use Duplicated(x, dx)")
@@ -594,7 +603,7 @@ def _return_activity(layout: Layout, mode: Mode, ret: Any) -> int:
         if isinstance(r, (ArrayResult, TupleResult)):
             if ret is Active:
                 raise TypeError(
-                    f"{name} returns an {r.text}: in reverse mode its return activity is "
+                    f"{name} returns a {r.text}: in reverse mode its return activity is "
                     "Duplicated (the result's seed is given with seed=...) or Const, not Active"
                 )
             return DiffeType.CONSTANT if ret is Const else DiffeType.DUP_ARG

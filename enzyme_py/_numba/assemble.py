@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .compile import Compiled
-from .runtime import ALLOCATION_SHIM, INACTIVE_HELPERS, SHIMMED, classify_declarations
+from .runtime import ALLOCATION_SHIM, DECREF, INACTIVE_HELPERS, SHIMMED, classify_declarations
 from .types import ArgSpec
 
 ENTRY_PREFIX = "enzyme_py_numba_entry"
@@ -456,6 +456,12 @@ def assemble(compiled: Compiled, specs: Sequence[ArgSpec]) -> tuple[str, str, fr
     entry_mod.data_layout = module.data_layout
     module.link_in(entry_mod)
     declared = {f.name for f in module.functions if f.is_declaration}
+    if "NRT_decref" in declared:  # the entry releases the result; numba's code never does
+        decref = llvm.parse_assembly(DECREF)
+        decref.triple = module.triple
+        decref.data_layout = module.data_layout
+        module.link_in(decref)
+        declared = {f.name for f in module.functions if f.is_declaration}
     if declared & SHIMMED:
         shim = llvm.parse_assembly(ALLOCATION_SHIM)
         shim.triple = module.triple

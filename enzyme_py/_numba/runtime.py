@@ -24,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "ALLOCATION_SHIM",
+    "DECREF",
     "INACTIVE_HELPERS",
     "MATH_FUNCTIONS",
     "classify_declarations",
@@ -67,6 +68,30 @@ entry:
   call void @free(i8* %meminfo)
   ret void
 }}
+"""
+
+#: numba's reference-count release, for the result arrays the entry copies out; linked in
+#: when numba's module does not define it (the code itself never releases a reference).
+DECREF = """
+declare void @NRT_MemInfo_call_dtor(i8*)
+
+define void @NRT_decref(i8* %mi) {
+entry:
+  %isnull = icmp eq i8* %mi, null
+  br i1 %isnull, label %done, label %dec
+dec:
+  %count = bitcast i8* %mi to i64*
+  %old = load i64, i64* %count, align 8
+  %new = sub i64 %old, 1
+  store i64 %new, i64* %count, align 8
+  %last = icmp eq i64 %new, 0
+  br i1 %last, label %free, label %done
+free:
+  call void @NRT_MemInfo_call_dtor(i8* %mi)
+  br label %done
+done:
+  ret void
+}
 """
 
 #: NRT functions the shim defines.

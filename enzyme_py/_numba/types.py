@@ -89,12 +89,8 @@ def classify(value: object, position: int, qualname: str = "") -> ArgSpec:
     t = type(value)
     if t is float:
         return _SCALARS["float64"]
-    if t is int:
-        if -(2**63) <= value < 2**63:  # type: ignore[operator]
-            return _SCALARS["int64"]
-        if 0 <= value < 2**64:  # type: ignore[operator]
-            return _SCALARS["uint64"]
-        raise ValueError(f"{where} = {value} does not fit in a 64-bit integer")
+    if t is int:  # always int64 (its range is checked on every call); np.uint64 for more
+        return _SCALARS["int64"]
     if t is bool or t is np.bool_:
         return _SCALARS["bool"]
     if isinstance(value, np.generic):
@@ -118,8 +114,9 @@ def classify(value: object, position: int, qualname: str = "") -> ArgSpec:
 
 
 def _classify_array(value: np.ndarray[Any, Any], where: str) -> ArgSpec:
+    # Contiguity is not part of the layout: the call layer checks it on every call.
     fast = _ARRAY_SPECS.get((value.dtype, value.ndim))
-    if fast is not None and value.flags.c_contiguous:  # the common case, without the checks below
+    if fast is not None:  # the common case, without the checks below
         return fast
     if value.dtype.names is not None:
         raise UnsupportedError(f"{where} is a structured (record) array; record arrays are not supported")
@@ -136,8 +133,6 @@ def _classify_array(value: np.ndarray[Any, Any], where: str) -> ArgSpec:
         raise UnsupportedError(
             f"{where} is a {value.ndim}-D array; arrays of 1 to {MAX_NDIM} dimensions are supported"
         )
-    if not value.flags.c_contiguous:
-        raise TypeError(f"{where} is not C-contiguous; pass np.ascontiguousarray(x)")
     if value.dtype.byteorder not in ("=", "|"):
         raise TypeError(f"{where} is not in native byte order; pass x.astype(x.dtype.newbyteorder('='))")
     return ArgSpec("array", value.dtype.name, value.ndim)  # pragma: no cover - covered by fast

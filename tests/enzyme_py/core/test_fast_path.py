@@ -1,11 +1,12 @@
-"""The fast path of repeated calls (enzyme_py._fastpath).
+"""Repeated calls (enzyme_py._call.fast): prepared specs per request kind.
 
-After a successful call, a call with the same argument kinds skips the full validation and
-runs a stored plan.  These tests check that this changes nothing a user can see: results are
-bit-identical to the slow path, every invalid request raises the same exception with the
-same message on the cached kind as on a fresh one, closing a module or changing the options
-drops the plans, and threads share plans safely.  Some tests prove the fast path was taken by
-making the slow path's ``prepare`` fail.
+After a first call, a call with the same argument kinds runs the spec built for that kind
+without building it again (no kind-level validation, no lowering, no compilation).  These
+tests check that this changes nothing a user can see: results are bit-identical to the
+first call, every invalid request raises the same exception with the same message on a
+cached kind as on a fresh one (the checks exist once, in the converters), closing a module
+or changing the options drops the specs, and threads share specs safely.  Some tests prove
+the spec was reused by making ``request.build`` fail.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 import pytest
 
 import enzyme_py
+from enzyme_py._call import fast as _fast
+from enzyme_py._call import request as _request
 from enzyme_py import (
     Active,
     Const,
@@ -31,7 +34,6 @@ from enzyme_py import (
     Module,
     Reverse,
     ReverseWithPrimal,
-    _fastpath,
     api,
     autodiff,
     config,
@@ -137,7 +139,7 @@ def no_slow_path(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         def boom(*_a: Any, **_k: Any) -> Any:
             raise AssertionError("the slow path ran where the fast path should have")
 
-        monkeypatch.setattr(api, "prepare", boom)
+        monkeypatch.setattr(_request, "build", boom)
 
     return forbid
 
@@ -197,11 +199,11 @@ def _output_seed(twice: Any) -> Any:
 
 def test_fast_results_are_bit_identical_to_the_slow_path(mod: Any) -> None:
     for name, run in _requests(mod):
-        mod._fast_plans.clear()
+        mod._table.clear()
         slow = _bits(run())  # no plan: the slow path (which stores one)
         fast = [_bits(run()) for _ in range(3)]  # the stored plan
         assert fast == [slow] * 3, name
-    assert mod._fast_plans, "no plan was stored"
+    assert len(mod._table), "no spec was stored"
 
 
 def test_repeated_calls_do_not_run_the_slow_path(mod: Any, no_slow_path: Callable[[], None]) -> None:
@@ -297,7 +299,7 @@ def _bad_requests(mod: Any) -> list[tuple[str, Callable[[], Any], Callable[[], A
 
 def test_invalid_requests_raise_the_same_error_on_a_cached_kind(mod: Any) -> None:
     for name, good, bad in _bad_requests(mod):
-        mod._fast_plans.clear()
+        mod._table.clear()
         fresh = _error(bad)  # no plan at all
         good()
         good()  # the kind is now served by a plan
@@ -316,9 +318,9 @@ def test_close_drops_the_plans_and_calls_raise_as_before() -> None:
     autodiff(Reverse, p1, Active, Active(0.5))
     gradient(p1, 0.5)
     p1(0.5)
-    assert len({id(plan) for plan in m._fast_plans.values()}) == 3
+    assert len({id(spec) for spec in m._table.specs.values()}) == 3
     m.close()
-    assert m._fast_plans == {}
+    assert len(m._table) == 0
     for run in (
         lambda: autodiff(Reverse, p1, Active, Active(0.5)),
         lambda: gradient(p1, 0.5),
@@ -330,9 +332,9 @@ def test_close_drops_the_plans_and_calls_raise_as_before() -> None:
 def test_clear_cache_drops_the_plans(mod: Any) -> None:
     p1 = mod.function("p1")
     first = autodiff(Reverse, p1, Active, Active(0.5))
-    assert mod._fast_plans
+    assert len(mod._table)
     mod.clear_cache()
-    assert mod._fast_plans == {}
+    assert len(mod._table) == 0
     assert _bits(autodiff(Reverse, p1, Active, Active(0.5))) == _bits(first)
 
 
@@ -340,13 +342,13 @@ def test_changed_options_go_through_the_slow_path_once(mod: Any, monkeypatch: py
     p1 = mod.function("p1")
     autodiff(Reverse, p1, Active, Active(0.5))
     calls = []
-    real = api.prepare
+    real = _request.build
 
     def counting(*a: Any, **k: Any) -> Any:
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(api, "prepare", counting)
+    monkeypatch.setattr(_request, "build", counting)
     autodiff(Reverse, p1, Active, Active(0.5))
     assert calls == []
     old = config.set_options(max_alignment=config.options().max_alignment)  # a new options object
@@ -359,15 +361,15 @@ def test_changed_options_go_through_the_slow_path_once(mod: Any, monkeypatch: py
 
 
 def test_plans_are_bounded(mod: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fastpath, "MAX_PLANS", 4)
+    monkeypatch.setattr(_fast, "MAX_SPECS", 4)
     p1 = mod.function("p1")
-    mod._fast_plans.clear()
+    mod._table.clear()
     values = [0.5, 2, np.float64(0.5), np.float32(0.5), np.int64(3), np.float16(0.5), np.int32(1)]
     results = []
     for mode in (Reverse, ReverseWithPrimal, set_runtime_activity(Reverse)):
         for v in values:
             results.append(_bits(autodiff(mode, p1, Active, Active(v))))
-            assert len(mod._fast_plans) <= 4 + 1  # the limit, and the recent slot just set
+            assert len(mod._table) <= 4 + 1  # the limit, and the recent slot just set
     # evicted kinds still work (through the slow path), with the same results
     again = [_bits(autodiff(m, p1, Active, Active(v)))
              for m in (Reverse, ReverseWithPrimal, set_runtime_activity(Reverse)) for v in values]
@@ -393,8 +395,8 @@ def test_a_new_equal_mode_object_is_not_confused_with_a_dead_one(mod: Any) -> No
 def test_threads_share_plans_and_out_structs(mod: Any) -> None:
     two = mod.function("two")
     autodiff(ReverseWithPrimal, two, Active, Active(0.1), Active(0.2))
-    plans = [p for p in mod._fast_plans.values() if isinstance(p, _fastpath.CallPlan)]
-    assert any(p.out_type is not None for p in plans)  # this request fills an out-struct
+    specs = list(mod._table.specs.values())
+    assert any(s.entry().out_type is not None for s in specs)  # this request fills an out-struct
     errors: list[str] = []
     barrier = threading.Barrier(4)
 
@@ -443,7 +445,7 @@ def test_python_functions_fast_and_slow_agree() -> None:
         ("array const", lambda: js.autodiff(ForwardWithPrimal, Const, Const(X), 3)),
     ]
     for name, run in runs:
-        _fastpath._py_plans.clear()
+        _fast.python_table(jf).clear(); _fast.python_table(js).clear()
         slow = _bits(run())
         assert [_bits(run()) for _ in range(3)] == [slow] * 3, name
     ((d,),) = autodiff(Reverse, jf, Active, Active(0.7))
@@ -463,10 +465,10 @@ def test_python_function_errors_are_identical_on_a_cached_kind() -> None:
         ("read-only shadow", lambda: js.autodiff(Reverse, Active, Duplicated(X, dx), 3),
          lambda: js.autodiff(Reverse, Active, Duplicated(X, _ro(dx)), 3)),
         ("non-contiguous", lambda: js.grad(X, 3), lambda: js.grad(np.zeros(2 * N)[::2], 3)),
-        ("int64 overflow", lambda: js.grad(X, 3), lambda: js.grad(X, 2**63)),
+        ("integer overflow", lambda: js.grad(X, 3), lambda: js.grad(X, 2**64)),
     ]
     for name, good, bad in cases:
-        _fastpath._py_plans.clear()
+        _fast.python_table(jf).clear(); _fast.python_table(js).clear()
         fresh = _error(bad)
         good()
         good()
@@ -500,8 +502,6 @@ def test_python_function_threads() -> None:
 
 
 def test_python_repeated_calls_do_not_run_the_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    from enzyme_py._numba import _dispatch
-
     jf = enzyme_py.jit(_py_scalar)
     js = enzyme_py.jit(_py_sumsq)
     runs = [
@@ -512,13 +512,13 @@ def test_python_repeated_calls_do_not_run_the_slow_path(monkeypatch: pytest.Monk
         lambda: js.autodiff(Forward, Duplicated, Duplicated(X, np.ones(N)), 2),
     ]
     before = [_bits(run()) for run in runs]
-    assert _fastpath._py_plans.get(jf) and _fastpath._py_plans.get(js)
+    assert len(_fast.python_table(jf)) and len(_fast.python_table(js))
 
     def boom(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("the slow path ran where the fast path should have")
 
-    monkeypatch.setattr(_dispatch, "map_call", boom)
-    monkeypatch.setattr(api, "prepare", boom)
+    monkeypatch.setattr(api, "function_for", boom)
+    monkeypatch.setattr(_request, "build", boom)
     assert [_bits(run()) for run in runs] == before
 
 
@@ -535,7 +535,7 @@ def test_python_two_dimensional_and_float32_arrays() -> None:
     a32 = (np.arange(12, dtype=np.float32) / 10).reshape(3, 4)
     b64 = np.arange(12.0).reshape(4, 3)
     for a, s in ((a32, np.float32(2.0)), (b64, 1.5)):
-        _fastpath._py_plans.clear()
+        _fast.python_table(jw).clear()
         slow = _bits(jw.grad(a, s))
         fast = _bits(jw.grad(a, s))
         assert fast == slow
@@ -544,9 +544,9 @@ def test_python_two_dimensional_and_float32_arrays() -> None:
         np.testing.assert_allclose(g, 2 * float(s) * a * rows, rtol=1e-6)
         assert g.dtype == a.dtype and ds == pytest.approx(float((a.astype(np.float64) ** 2 * rows).sum()), rel=1e-6)
     # a transposed (non-contiguous) view of the same dtype and ndim: the slow path's error
-    _fastpath._py_plans.clear()
+    _fast.python_table(jw).clear()
     fresh = _error(lambda: jw.grad(b64.T, 1.5))
     jw.grad(b64, 1.5)
     jw.grad(b64, 1.5)
-    assert _fastpath._py_plans.get(jw)
+    assert len(_fast.python_table(jw))
     assert _error(lambda: jw.grad(b64.T, 1.5)) == fresh

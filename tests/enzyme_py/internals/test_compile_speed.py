@@ -1,4 +1,4 @@
-"""Compile-speed choices (enzyme_py._tuning): the ``tune_cpu`` option, the ``tune-cpu``
+"""Compile-speed choices (enzyme_py._native.tuning): the ``tune_cpu`` option, the ``tune-cpu``
 attribute it sets, the code generator's level for straight-line code and the cached target
 machines.  Derivatives are checked against analytic values under every setting; nothing
 here times anything (speed belongs in ``python -m benchmarks compile``)."""
@@ -18,10 +18,19 @@ import pytest
 import enzyme_py as ez
 from benchmarks.compile import ARRAY_IR as SUMSQ
 from benchmarks.compile import SCALAR_IR as SQ
-from enzyme_py import _tuning, compiler, config, diskcache
-from enzyme_py._library import LOCK, native
-from enzyme_py._refs import ContextRef
-from enzyme_py.api import prepare
+from enzyme_py import config
+from enzyme_py._call import request
+from enzyme_py._compile import diskcache, pipeline
+from enzyme_py._native import tuning as _tuning
+from enzyme_py._native.ffi import LOCK
+from enzyme_py._native.handles import ModuleRef
+from enzyme_py._native.library import native
+from enzyme_py._native.target import host_target_machine
+
+
+def prepare(mode, f, ret, args):  # type: ignore[no-untyped-def]
+    """The validated request (its plan) for these arguments."""
+    return request.build(f, request.AUTODIFF, mode, ret, args)
 
 CALLS = """
 declare double @llvm.sin.f64(double)
@@ -77,10 +86,11 @@ def _rosenbrock_grad(x: np.ndarray) -> np.ndarray:
     return g
 
 
-def _with_parsed(text: str) -> tuple[ContextRef, int, ez.Module]:
+def _with_parsed(text: str) -> tuple[ModuleRef, int, ez.Module]:
     """A module whose handle the tuning helpers may change (a fresh Module's own)."""
     m = ez.Module.from_ir(text, name="tuning")
-    return m._context, m._handle(), m  # type: ignore[return-value]
+    mod = m._handle()
+    return mod, mod.handle, m
 
 
 # ----------------------------------------------------------------------- the option
@@ -90,7 +100,7 @@ def test_tune_cpu_default_and_validation(restore_options: None) -> None:
     assert config.Options().tune_cpu == "generic"
     old = config.set_options(tune_cpu="HOST ")
     assert config.options().tune_cpu == "host"
-    assert old.tune_cpu in _tuning.TUNE_CHOICES
+    assert old.tune_cpu in config.TUNE_CHOICES
     for bad in ("znver3", "", 1, None):
         with pytest.raises(ValueError, match="tune_cpu must be one of"):
             config.set_options(tune_cpu=bad)
@@ -125,9 +135,9 @@ def test_apply_tuning_marks_definitions_and_keeps_existing() -> None:
     ctx, handle, m = _with_parsed(TUNED)
     lib = native().llvm
     with LOCK:
-        assert _tuning.apply_tuning(lib, ctx.handle, handle, "host") == 0
-        assert _tuning.apply_tuning(lib, ctx.handle, handle, "generic") == 1  # only @plain
-        assert _tuning.apply_tuning(lib, ctx.handle, handle, "generic") == 0  # idempotent
+        assert _tuning.apply_tuning(ctx, "host") == 0
+        assert _tuning.apply_tuning(ctx, "generic") == 1  # only @plain
+        assert _tuning.apply_tuning(ctx, "generic") == 0  # idempotent
         text = ctypes.string_at(lib.LLVMPrintModuleToString(handle)).decode()
     assert '"tune-cpu"="x86-64-v3"' in text  # @keep's own tuning survives
     assert '"tune-cpu"="generic"' in text
@@ -139,25 +149,23 @@ def test_compiled_code_is_tuned_per_option(restore_options: None) -> None:
     """The attribute reaches the optimiser: compile the same request under both settings
     and look at the optimised IR the code generator receives."""
     seen: list[str] = []
-    real = compiler.emit_level
+    real = pipeline.emit_level
 
-    def spy(lib: ctypes.CDLL, module: int, level: int) -> int:
-        p = lib.LLVMPrintModuleToString(module)
-        seen.append(ctypes.string_at(p).decode())
-        lib.LLVMDisposeMessage(p)
-        return real(lib, module, level)
+    def spy(module: ModuleRef, level: int) -> int:
+        seen.append(module.text())
+        return real(module, level)
 
     m = ez.Module.from_ir(SUMSQ, name="tuned")
     plan = prepare(
         ez.Reverse, m.function("sumsq"), ez.Active, (ez.Duplicated(np.ones(4), np.zeros(4)), 4)
     ).plan
     try:
-        compiler.emit_level = spy  # type: ignore[assignment]
+        pipeline.emit_level = spy  # type: ignore[assignment]
         for tune in ("generic", "host"):
             config.set_options(tune_cpu=tune)
-            compiler.compile_plan(m.bitcode, m.content_hash, plan)
+            pipeline.compile_plan(m.bitcode, m.content_hash, plan)
     finally:
-        compiler.emit_level = real  # type: ignore[assignment]
+        pipeline.emit_level = real  # type: ignore[assignment]
         m.close()
     assert '"tune-cpu"="generic"' in seen[0]
     assert '"tune-cpu"' not in seen[1]
@@ -200,9 +208,9 @@ def test_emit_level_picks_level_zero_for_straight_line_code_only(text: str, expe
     _ctx, handle, m = _with_parsed(text)
     lib = native().llvm
     with LOCK:
-        assert _tuning.emit_level(lib, handle, 2) == expected
-        assert _tuning.emit_level(lib, handle, 3) == (0 if expected == 0 else 3)
-        assert _tuning.emit_level(lib, handle, 0) == 0
+        assert _tuning.emit_level(_ctx, 2) == expected
+        assert _tuning.emit_level(_ctx, 3) == (0 if expected == 0 else 3)
+        assert _tuning.emit_level(_ctx, 0) == 0
     m.close()
 
 
@@ -212,7 +220,7 @@ def test_emit_level_limit_on_instructions() -> None:
     text = f"define double @long(double %v0) {{\nentry:\n{body}\n  ret double %v{n}\n}}\n"
     _ctx, handle, m = _with_parsed(text)
     with LOCK:
-        assert _tuning.emit_level(native().llvm, handle, 2) == 2  # n + 1 instructions
+        assert _tuning.emit_level(_ctx, 2) == 2  # n + 1 instructions
     m.close()
 
 
@@ -231,15 +239,15 @@ def test_scalar_derivatives_at_every_codegen_level(restore_options: None, level:
 
 def test_target_machines_are_created_once_per_setting(restore_options: None) -> None:
     with LOCK:
-        a = compiler.host_target_machine()
-        assert compiler.host_target_machine() is a
-        zero = compiler.host_target_machine(0)
-        assert zero is not a and compiler.host_target_machine(0) is zero
+        a = host_target_machine()
+        assert host_target_machine() is a
+        zero = host_target_machine(0)
+        assert zero is not a and host_target_machine(0) is zero
         config.set_options(host_cpu=not config.options().host_cpu)
-        b = compiler.host_target_machine()
+        b = host_target_machine()
         assert b is not a
         config.set_options(host_cpu=not config.options().host_cpu)
-        assert compiler.host_target_machine() is a
+        assert host_target_machine() is a
         assert not a.closed and not zero.closed and not b.closed
 
 
@@ -309,9 +317,7 @@ def test_target_attributes_dropped_unless_the_host_lacks_a_feature() -> None:
     ctx, handle, m = _with_parsed(PINNED)
     lib = native().llvm
     with LOCK:
-        changed = _tuning.apply_tuning(
-            lib, ctx.handle, handle, "host", host_features="+sse2,+avx2,-avx512f"
-        )
+        changed = _tuning.apply_tuning(ctx, "host", host_features="+sse2,+avx2,-avx512f")
         # @base needs nothing the host list disables (x87 is not in it at all): unpinned.
         assert _fn_attr(lib, handle, "base", b"target-cpu") is None
         assert _fn_attr(lib, handle, "base", b"target-features") is None

@@ -12,9 +12,11 @@ import threading
 import pytest
 
 import enzyme_py as ez
-from enzyme_py import _library
-from enzyme_py._refs import ContextRef, TypeTreeRef
-from enzyme_py.compiler import _struct_offsets
+from enzyme_py._compile import memcache as _cache
+from enzyme_py._native import library as _library
+from enzyme_py._native import transforms
+from enzyme_py._native.handles import ContextRef, TypeTreeRef
+from enzyme_py._native.transforms import _struct_offsets
 
 SQ = """
 define double @sq(double %x) {
@@ -91,7 +93,8 @@ def test_entry_point_for_three_active_results() -> None:
     h = m.function("h")
     (d,) = ez.autodiff(ez.Reverse, h, ez.Active, ez.Active(2.0), ez.Active(3.0), ez.Active(5.0))
     assert d == (16.0, 10.0, 6.0)
-    code = next(iter(m._cache.values())).compiled
+    (plan,) = m.program.plans()
+    code = m.program.code(plan).compiled
     assert code.out_fields == ("f64", "f64", "f64") and code.result == "void"
     assert code.params[-1] == "ptr"
     d, p = ez.autodiff(ez.ReverseWithPrimal, h, ez.Active, ez.Active(2.0), ez.Active(3.0), 5.0)
@@ -104,9 +107,9 @@ def test_cache_reuses_compiled_code() -> None:
     ez.autodiff(ez.Reverse, f, ez.Active, ez.Active(1.0))
     ez.autodiff(ez.Reverse, f, ez.Active, ez.Active(2.0))
     ez.autodiff(ez.Forward, f, ez.Duplicated, ez.Duplicated(2.0, 1.0))
-    assert len(m._cache) == 2
+    assert len(m.program.plans()) == 2
     m.close()
-    assert m._cache == {}
+    assert m.program.plans() == () if not m.closed else m._program.plans() == ()
 
 
 def test_threads_compile_and_call_concurrently() -> None:
@@ -137,7 +140,7 @@ def test_compile_free_cycles_keep_rss_flat() -> None:
     code = textwrap.dedent(
         """
         import numpy as np, enzyme_py as ez
-        from enzyme_py import _cache
+        from enzyme_py._compile import memcache as _cache
         IR = '''%s'''
         def rss():
             with open('/proc/self/statm') as f:
@@ -168,15 +171,14 @@ def test_compile_free_cycles_keep_rss_flat() -> None:
 
 
 def test_modules_with_equal_content_share_compiled_code() -> None:
-    from enzyme_py import _cache
-
     _cache.clear()
     before = _cache.stats()["entries"]
     a = ez.Module.from_ir(SQ, name="same")  # the name is part of the module's content
     b = ez.Module.from_ir(SQ, name="same")
     assert ez.gradient(a.function("sq"), 2.0) == (4.0,)
     assert ez.gradient(b.function("sq"), 3.0) == (6.0,)
-    assert next(iter(a._cache.values())) is next(iter(b._cache.values()))
+    (pa,), (pb,) = a.program.plans(), b.program.plans()
+    assert a.program.code(pa) is b.program.code(pb)
     assert _cache.stats()["entries"] == before + 1
     a.close()
     assert ez.gradient(b.function("sq"), 5.0) == (10.0,)  # still loaded for b
@@ -229,14 +231,9 @@ exit:
 
 
 def test_finish_module_clamps_alignment_and_drops_unroll_disable() -> None:
-    from enzyme_py._library import LOCK, native, take_message
-    from enzyme_py.compiler import _finish_module
-
     m = ez.Module.from_ir(LOOP_IR)
-    nat = native()
-    with LOCK:
-        _finish_module(nat, m._context, m._module.handle, "f", 16)
-        text = take_message(nat.llvm, nat.llvm.LLVMPrintModuleToString(m._module.handle)) or ""
+    transforms.finish(m._module, ["f"], 16)
+    text = m._module.text()
     assert "align 1024" not in text and "align 64" not in text
     assert text.count("align 16") == 2
     assert "!llvm.loop" not in text.split("exit:")[0]

@@ -73,7 +73,8 @@ def scaled_ir(k: int) -> str:
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private disk cache, fresh counters, isolation off."""
     import enzyme_py
-    from enzyme_py import _cache, diskcache
+    from enzyme_py import diskcache
+    from enzyme_py._compile import memcache as _cache
 
     folder = tmp_path / "cache"
     monkeypatch.setenv("ENZYME_PY_CACHE_DIR", str(folder))

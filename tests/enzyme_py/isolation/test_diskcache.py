@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 
 import enzyme_py as ez
-from enzyme_py import _cache, diskcache
+from enzyme_py import diskcache
+from enzyme_py._compile import diskcache as _diskcache
+from enzyme_py._compile import memcache as _cache
 
 from .conftest import IR_ARRAY, IR_SCALAR, last_json, run_python, scaled_ir
 
 
 def _entries(folder: Path) -> list[Path]:
-    return sorted(folder.glob("v1/*/*.ezc"))
+    return sorted(folder.glob("v2/*/*.ezc"))
 
 
 def _forget(module: Any) -> None:
@@ -72,20 +74,40 @@ def test_corrupted_entry_is_detected_and_recompiled(cache_dir: Path, scalar_modu
     assert got == expected
     st = diskcache.stats()
     assert st["corrupt"] == 1 and st["hits"] == 0 and st["stores"] == 2
-    assert diskcache._decode(entry.read_bytes(), scalar_module_plan(scalar_module)) is not None
+    assert _diskcache._decode(entry.read_bytes(), entry.stem, scalar_module_plan(scalar_module)) is not None
 
 
 def scalar_module_plan(module: Any) -> Any:
-    from enzyme_py.api import prepare
+    from enzyme_py._call import request
 
-    return prepare(ez.Reverse, module.function("g"), ez.Active, (ez.Active(0.5), ez.Active(1.5))).plan
+    args = (ez.Active(0.5), ez.Active(1.5))
+    return request.build(module.function("g"), request.AUTODIFF, ez.Reverse, ez.Active, args).plan
+
+
+def test_an_entry_with_another_entrys_bytes_is_not_a_hit(cache_dir: Path) -> None:
+    """The x*x entry's file copied over the x*x*x one: dropped and recompiled, never a
+    wrong derivative (the entry holds its key)."""
+    square = ez.Module.from_ir("define double @f(double %x) {\n  %y = fmul double %x, %x\n  ret double %y\n}\n")
+    cube = ez.Module.from_ir(
+        "define double @f(double %x) {\n  %y = fmul double %x, %x\n  %z = fmul double %y, %x\n  ret double %z\n}\n"
+    )
+    assert ez.autodiff(ez.Reverse, square.function("f"), ez.Active, ez.Active(3.0)) == ((6.0,),)
+    (sq_entry,) = _entries(cache_dir)
+    assert ez.autodiff(ez.Reverse, cube.function("f"), ez.Active, ez.Active(3.0)) == ((27.0,),)
+    (cube_entry,) = [e for e in _entries(cache_dir) if e != sq_entry]
+    sq_entry.write_bytes(cube_entry.read_bytes())  # the x*x entry now holds x*x*x's code
+    _forget(square)
+    assert ez.autodiff(ez.Reverse, square.function("f"), ez.Active, ez.Active(3.0)) == ((6.0,),)
+    assert diskcache.stats()["corrupt"] == 1
+    square.close()
+    cube.close()
 
 
 def test_truncated_and_foreign_files(cache_dir: Path, scalar_module: Any) -> None:
     f = scalar_module.function("sq")
     ez.autodiff(ez.Reverse, f, ez.Active, ez.Active(1.0))
     (entry,) = _entries(cache_dir)
-    for junk in (b"", b"EZPYC1\n\0short", b"not a cache entry at all" * 10):
+    for junk in (b"", b"EZPYC2\n\0short", b"not a cache entry at all" * 10):
         entry.parent.mkdir(parents=True, exist_ok=True)
         entry.write_bytes(junk)
         _forget(scalar_module)

@@ -13,7 +13,8 @@ import pytest
 
 import enzyme_py as ez
 from enzyme_py import isolation
-from enzyme_py.compiler import REVERSE, ArgPlan, Plan
+from enzyme_py._compile.client import compile_isolated
+from enzyme_py._compile.plan import REVERSE, ArgPlan, Plan
 
 from .conftest import last_json, run_python
 
@@ -28,7 +29,7 @@ def _no_disk_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _forget(module: Any) -> None:
     """Drop compiled code from memory so that the next request compiles again."""
-    from enzyme_py import _cache
+    from enzyme_py._compile import memcache as _cache
 
     module.clear_cache()
     _cache.clear()
@@ -143,7 +144,7 @@ def test_enzyme_assertion_in_worker_is_an_exception(scalar_module: Any) -> None:
         ez.autodiff(ez.Reverse, scalar_module.function("nothing"), ez.Active, ez.Active(1.0))
     raw = Plan("nothing", REVERSE, False, (ArgPlan("f64", None, 0),), "void", 0)
     with pytest.raises(ez.EnzymeCrashError) as info:
-        isolation.compile_isolated(scalar_module.bitcode, scalar_module.content_hash, raw)
+        compile_isolated(scalar_module.bitcode, scalar_module.content_hash, raw)
     err = info.value
     assert err.signal == "SIGABRT"
     assert err.function == "nothing"
