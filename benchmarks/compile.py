@@ -94,13 +94,20 @@ def _paired(
 
 
 def _loaded(ir: str, fname: str, mode: Any, ret: Any, args: tuple[Any, ...]) -> Any:
-    from enzyme_py.api import prepare
+    """``(module, loaded code, ctypes values)`` of one request compiled from IR text
+    (``mode`` None: the primal)."""
     from enzyme_py.module import Module
 
     m = Module.from_ir(ir, name=fname)
-    f = m.function(fname)
-    prep = prepare(mode, f, ret, args)
-    return m, m._compiled(prep.plan), prep
+    return (m, *_code(m, fname, mode, ret, args))
+
+
+def _code(m: Any, fname: str, mode: Any, ret: Any, args: tuple[Any, ...]) -> tuple[Any, Any]:
+    from enzyme_py._call import request
+
+    route = request.PRIMAL_ROUTE if mode is None else request.AUTODIFF
+    spec = request.build(m.function(fname), route, mode, ret, args)
+    return spec.entry().code, tuple(spec.convert(args)[0])
 
 
 def measure(repeat: int = 30) -> dict[str, float]:
@@ -122,7 +129,7 @@ def measure(repeat: int = 30) -> dict[str, float]:
     out["first_compile_ms"] = (time.perf_counter() - t0) * 1e3
     m.close()
 
-    from enzyme_py import _cache
+    from enzyme_py._compile import memcache as _cache
 
     def scalar() -> None:
         mod, _, _ = _loaded(SCALAR_IR, "sq", ez.Reverse, ez.Active, (ez.Active(1.0),))
@@ -145,7 +152,7 @@ def measure(repeat: int = 30) -> dict[str, float]:
     out["array_compile_cpu_ms"] = _median_time(array, repeat, time.thread_time) * 1e3
 
     ms, dcode, _ = _loaded(SCALAR_IR, "sq", ez.Reverse, ez.Active, (ez.Active(1.0),))
-    pcode = ms._compiled(ez.api.prepare(None, ms.function("sq"), None, (1.0,)).plan)
+    pcode, _ = _code(ms, "sq", None, None, (1.0,))
     dfn, pfn = dcode.cfunc, pcode.cfunc
     assert dfn(3.0) == 6.0 and pfn(3.0) == 9.0
     number = 100_000
@@ -178,12 +185,11 @@ def measure(repeat: int = 30) -> dict[str, float]:
     n = 1_000_000
     big = np.random.default_rng(1).standard_normal(n)
     dbig = np.zeros(n)
-    ma, gcode, gprep = _loaded(
+    ma, gcode, gvals = _loaded(
         ARRAY_IR, "sumsq", ez.Reverse, ez.Active, (ez.Duplicated(big, dbig), n)
     )
-    acode = ma._compiled(ez.api.prepare(None, ma.function("sumsq"), None, (big, n)).plan)
+    acode, _ = _code(ma, "sumsq", None, None, (big, n))
     gfn, afn = gcode.cfunc, acode.cfunc
-    gvals = gprep.values
     xa = big.ctypes.data
     assert abs(afn(xa, n) - float(big @ big)) < 1e-6 * n
     gfn(*gvals)

@@ -1,5 +1,5 @@
 """Where the time from IR to a callable derivative goes, stage by stage, and what the
-compile-speed choices of :mod:`enzyme_py._tuning` save
+compile-speed choices of :mod:`enzyme_py._native.tuning` save
 (``python -m benchmarks.compile_stages [--repeat N] [--json FILE]``).
 
 Three requests, each compiled afresh (new module, caches cleared, the on-disk cache off):
@@ -13,15 +13,15 @@ from C (both reverse, Duplicated array, Active return).
 * **before/after**, measured alternately in one process so that a change of machine load
   hits both alike: ``before`` = host-CPU tuning, the target attributes clang wrote left
   alone and code generation at ``options().codegen_level`` for every module (what
-  enzyme_py did before :mod:`enzyme_py._tuning`), ``after`` = the defaults.  Compile
+  enzyme_py did before :mod:`enzyme_py._native.tuning`), ``after`` = the defaults.  Compile
   times (wall and thread CPU) of the three requests, and the run time of the
   sum-of-squares and Rosenbrock gradients at n = 1e6 compiled each way (medians; every
   round times all four in a new random order, since a fixed order biased one variant by
   up to 14% here).
 
-The before variant is reproduced by replacing ``enzyme_py.compiler.apply_tuning`` (no
-attributes changed) and ``enzyme_py.compiler.emit_level`` (one level) for the duration of
-its compilations.
+The before variant is reproduced by replacing ``apply_tuning`` (no attributes changed) and
+``emit_level`` (one level) in :mod:`enzyme_py._compile.pipeline` for the duration of its
+compilations.
 """
 
 from __future__ import annotations
@@ -59,16 +59,16 @@ double rosen(const double *x, long n) {
 #: their modules at run time and wrapped for the duration of the measurement.
 STAGES = (
     ("from_ir (parse, verify, bitcode)", "module", "Module.from_ir"),
-    ("validate request", "api", "prepare"),
-    ("parse bitcode", "compiler", "parse_bitcode"),
-    ("Enzyme", "compiler", "_differentiate"),
-    ("entry point", "compiler", "_entry_point"),
-    ("finish (internalise, clamp)", "compiler", "_finish_module"),
-    ("tuning attribute", "compiler", "apply_tuning"),
-    ("verify", "compiler", "verify"),
-    ("globaldce + O2", "compiler", "run_pipeline"),
-    ("code generation", "compiler", "_emit"),
-    ("JIT load", "_dispatch", "LoadedCode"),
+    ("validate request", "_call.request", "build"),
+    ("parse bitcode", "_native.handles", "ContextRef.parse_bitcode"),
+    ("Enzyme", "_native.enzyme", "_session"),
+    ("entry point", "_native.transforms", "build_entry"),
+    ("finish (internalise, clamp)", "_native.transforms", "finish"),
+    ("tuning attribute", "_compile.pipeline", "apply_tuning"),
+    ("verify", "_native.handles", "ModuleRef.verify"),
+    ("globaldce + O2", "_native.handles", "ModuleRef.run_passes"),
+    ("code generation", "_native.handles", "ModuleRef.emit_object"),
+    ("JIT load", "_compile.service", "LoadedCode"),
 )
 
 
@@ -106,17 +106,18 @@ def _stage_timer(acc: dict[str, float]) -> Iterator[None]:
 @contextlib.contextmanager
 def _before() -> Iterator[None]:
     """Compile as before :mod:`enzyme_py._tuning`: host tuning, one codegen level."""
-    from enzyme_py import compiler, config
+    from enzyme_py import config
+    from enzyme_py._compile import pipeline
 
     old = config.set_options(tune_cpu="host")
-    real_level, real_tuning = compiler.emit_level, compiler.apply_tuning
-    compiler.emit_level = lambda lib, module, level: level  # type: ignore[assignment]
-    compiler.apply_tuning = lambda *args, **kwargs: 0  # type: ignore[assignment]
+    real_level, real_tuning = pipeline.emit_level, pipeline.apply_tuning
+    pipeline.emit_level = lambda module, level: level  # type: ignore[assignment]
+    pipeline.apply_tuning = lambda *args, **kwargs: 0  # type: ignore[assignment]
     try:
         yield
     finally:
-        compiler.emit_level = real_level  # type: ignore[assignment]
-        compiler.apply_tuning = real_tuning  # type: ignore[assignment]
+        pipeline.emit_level = real_level  # type: ignore[assignment]
+        pipeline.apply_tuning = real_tuning  # type: ignore[assignment]
         config.set_options(tune_cpu=old.tune_cpu)
 
 
@@ -125,23 +126,26 @@ def _requests(n: int) -> dict[str, Callable[[], tuple[Any, Any, Any]]]:
     import numpy as np
 
     import enzyme_py as ez
-    from enzyme_py import api  # looked up at each call: the stage timer wraps prepare
+    from enzyme_py._call import request  # looked up at each call: the stage timer wraps build
+
+    def prepare(mode: Any, f: Any, ret: Any, args: tuple[Any, ...]) -> Any:
+        return request.build(f, request.AUTODIFF, mode, ret, args)
 
     x = np.random.default_rng(0).standard_normal(n)
     rosen = ez.Module.from_c(ROSENBROCK_C, name="rosen")  # clang is not what is timed
 
     def scalar() -> tuple[Any, Any, Any]:
         m = ez.Module.from_ir(SCALAR_IR, name="sq")
-        return m, api.prepare(ez.Reverse, m.function("sq"), ez.Active, (ez.Active(1.0),)), True
+        return m, prepare(ez.Reverse, m.function("sq"), ez.Active, (ez.Active(1.0),)), True
 
     def sumsq() -> tuple[Any, Any, Any]:
         m = ez.Module.from_ir(ARRAY_IR, name="sumsq")
         args = (ez.Duplicated(x, np.zeros_like(x)), n)
-        return m, api.prepare(ez.Reverse, m.function("sumsq"), ez.Active, args), True
+        return m, prepare(ez.Reverse, m.function("sumsq"), ez.Active, args), True
 
     def rosenbrock() -> tuple[Any, Any, Any]:
         args = (ez.Duplicated(x, np.zeros_like(x)), n)
-        return rosen, api.prepare(ez.Reverse, rosen.function("rosen"), ez.Active, args), False
+        return rosen, prepare(ez.Reverse, rosen.function("rosen"), ez.Active, args), False
 
     return {"x*x": scalar, "sum of squares": sumsq, "Rosenbrock": rosenbrock}
 
@@ -151,13 +155,13 @@ def _compile_once(make: Callable[[], tuple[Any, Any, Any]]) -> tuple[float, floa
     included for IR requests)."""
     w0, c0 = time.perf_counter(), time.thread_time()
     module, prep, owned = make()
-    code = module._compiled(prep.plan)
+    code = module.program.code(prep.plan)
     wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
     return wall, cpu, (module, owned, code)
 
 
 def _release(handle: Any) -> None:
-    from enzyme_py import _cache
+    from enzyme_py._compile import memcache as _cache
 
     module, owned, _ = handle
     if owned:
@@ -173,9 +177,12 @@ def measure(repeat: int = 15, runs: int = 25) -> dict[str, Any]:
     import numpy as np
 
     import enzyme_py as ez
-    from enzyme_py.api import prepare
-    from enzyme_py.compiler import compile_plan
-    from enzyme_py.loader import LoadedCode
+    from enzyme_py._call import request
+    from enzyme_py._compile.loader import LoadedCode
+    from enzyme_py._compile.pipeline import compile_plan
+
+    def prepare(mode: Any, f: Any, ret: Any, args: tuple[Any, ...]) -> Any:
+        return request.build(f, request.AUTODIFF, mode, ret, args)
 
     requests = _requests(16)
     for make in requests.values():  # first use: library load, JIT creation
@@ -218,14 +225,16 @@ def measure(repeat: int = 15, runs: int = 25) -> dict[str, Any]:
     for vname, ctx in variants.items():
         for name, (m, fname) in mods.items():
             dx = np.zeros(n)  # each variant its own shadow, allocated in the same order
-            prep = prepare(ez.Reverse, m.function(fname), ez.Active, (ez.Duplicated(x, dx), n))
+            call_args = (ez.Duplicated(x, dx), n)
+            prep = prepare(ez.Reverse, m.function(fname), ez.Active, call_args)
+            values = tuple(prep.convert(call_args)[0])
             with ctx():
                 code = LoadedCode(compile_plan(m.bitcode, m.content_hash, prep.plan))
-            code.cfunc(*prep.values)
+            code.cfunc(*values)
             expect = 2 * x if name == "sum of squares" else _rosenbrock_grad(x)
             if not np.allclose(dx, expect, rtol=1e-10, atol=1e-10):
                 raise AssertionError(f"{name} gradient ({vname}) is wrong")
-            loaded[(vname, name)] = (code, prep.values, dx)
+            loaded[(vname, name)] = (code, values, dx)
     rt: dict[tuple[str, str], list[float]] = defaultdict(list)
     order = list(loaded)
     shuffle = random.Random(0).shuffle

@@ -57,7 +57,7 @@ print(json.dumps({"call_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3,
 
 def _compile_once(ir: str, name: str, args: Callable[[], tuple[Any, ...]]) -> None:
     import enzyme_py as ez
-    from enzyme_py import _cache
+    from enzyme_py._compile import memcache as _cache
 
     m = ez.Module.from_ir(ir, name=name)
     ez.autodiff(ez.Reverse, m.function(name), ez.Active, *args())
@@ -88,7 +88,8 @@ def measure(repeat: int = 20, processes: int = 7) -> dict[str, float]:
 
     import enzyme_py as ez
     from enzyme_py import isolation
-    from enzyme_py.compiler import REVERSE, ArgPlan, Plan
+    from enzyme_py._compile.client import compile_isolated
+    from enzyme_py._compile.plan import REVERSE, ArgPlan, Plan
 
     os.environ["ENZYME_PY_DISK_CACHE"] = "0"
     x = np.random.default_rng(0).standard_normal(16)
@@ -131,7 +132,7 @@ def measure(repeat: int = 20, processes: int = 7) -> dict[str, float]:
     raw = Plan("v", REVERSE, False, (ArgPlan("f64", None, 0),), "void", 0)
     t0 = time.perf_counter()
     try:
-        isolation.compile_isolated(m.bitcode, m.content_hash, raw)
+        compile_isolated(m.bitcode, m.content_hash, raw)
     except ez.EnzymeCrashError:
         pass
     with ez.isolated():

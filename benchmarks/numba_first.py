@@ -118,13 +118,12 @@ def subprocess_route(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     inputs = problem.inputs(spec["size"])
     plugin = enzyme_artifacts.locate(15)
     opt, llc, clang = (str(find_llvm_tool(t, 15)) for t in ("opt", "llc", "clang"))
-    from enzyme_py._numba import _types
-    from enzyme_py._numba._status import new_status
+    from enzyme_py._numba import STATUS_WORDS, classify
 
     # Entry parameters: per argument, scalar -> 1, array -> data + shapes; then status.
     active_params: set[int] = set()
     k = 0
-    layout = [_types.classify(a, i) for i, a in enumerate(inputs.args)]
+    layout = [classify(a, i) for i, a in enumerate(inputs.args)]
     for i, s in enumerate(layout):
         if i in inputs.active:
             active_params.add(k)
@@ -164,7 +163,7 @@ def subprocess_route(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
             shadows.append(d)
             cargs.append(d.ctypes.data)
         cargs += [int(n) for n in arr.shape]
-    status = new_status()
+    status = np.zeros(STATUS_WORDS, dtype=np.int64)
     cargs.append(status.ctypes.data)
     out = grad(*cargs)
     elapsed = time.perf_counter() - t0
@@ -187,8 +186,9 @@ def measure_child(problem_id: str, size: int | None, *, warm: bool = False) -> d
     import numba  # noqa: F401
 
     import enzyme_py as ez
-    from enzyme_py import _library
-    from enzyme_py._numba import entry_function, lower, map_call, raise_from_status
+    from enzyme_py._native import library as _library
+    from enzyme_py._numba import classify, lower
+    from enzyme_py.python_functions import from_lowered
 
     import_s = time.perf_counter() - t0
     if warm:
@@ -200,7 +200,7 @@ def measure_child(problem_id: str, size: int | None, *, warm: bool = False) -> d
     inputs = problem.inputs(size if size is not None else problem.quick_size)
     args = list(inputs.args)
     t0 = time.perf_counter()
-    low = lower(FORMS[problem_id], args)
+    low = lower(FORMS[problem_id], [classify(a, i) for i, a in enumerate(args)])
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     _library.native(low.llvm_major)
@@ -216,12 +216,10 @@ def measure_child(problem_id: str, size: int | None, *, warm: bool = False) -> d
         else:
             annotated.append(ez.Active(a))
     t0 = time.perf_counter()
-    fn = entry_function(low)
-    call = map_call(low, annotated)
-    res = ez.autodiff(ez.Reverse, fn, ez.Active, *call.args)
-    raise_from_status(low, call.status)
+    fn = from_lowered(low)
+    res = ez.autodiff(ez.Reverse, fn, ez.Active, *annotated)
     derivative_s = time.perf_counter() - t0
-    folded = call.fold(res[0])
+    folded = res[0]
     value = [folded[i] for i in inputs.active if not isinstance(args[i], np.ndarray)] or [
         g.ravel().tolist() for g in shadows
     ]

@@ -39,6 +39,7 @@ def resolve(f: Any, what: str = "this transform") -> tuple[Table, str, Any]:
 
 
 def _target(target: Any, args: Sequence[Any]) -> Function:
+    """The Function a :func:`resolve` target stands for with these arguments."""
     return target if isinstance(target, Function) else target(args)  # type: ignore[no-any-return]
 
 
@@ -69,13 +70,12 @@ def autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
     ``Duplicated`` return takes the result's seed as ``seed=`` (an array shaped like the
     result, or one per lane of a batched call).
     """
+    if len(args) > 2 and type(args[1]) is Function and type(args[0]) is Mode:  # the common call
+        f = args[1]
+        return f.table.call(request.AUTODIFF, args[0], args[2], f.name, args[3:], f, seed)
     mode, f, ret, rest = _split(args)
     table, name, target = resolve(f, "autodiff")
-    return table.call(
-        request.AUTODIFF, mode, ret, name, rest,
-        lambda: request.build(_target(target, rest), request.AUTODIFF, mode, ret, rest),
-        seed,
-    )
+    return table.call(request.AUTODIFF, mode, ret, name, rest, target, seed)
 
 
 def gradient(*args: Any) -> tuple[Any, ...]:
@@ -95,7 +95,4 @@ def gradient(*args: Any) -> tuple[Any, ...]:
     else:
         mode, f, xs = Reverse, args[0], args[1:]
     table, name, target = resolve(f, "gradient")
-    return table.call(
-        request.GRADIENT, mode, None, name, xs,
-        lambda: request.build(_target(target, xs), request.GRADIENT, mode, Active, xs),
-    )
+    return table.call(request.GRADIENT, mode, None, name, xs, target)

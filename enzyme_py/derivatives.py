@@ -252,10 +252,7 @@ def _hvp(f: Any, x: Any, v: Any, rest: Sequence[Any], wrt: int) -> tuple[Any, An
     grad = np.zeros_like(x)
     hv = np.zeros_like(x)
     args.insert(wrt, request.HvpArg(x, grad, v, hv))
-    table.call(
-        request.HVP_ROUTE, Reverse, Active, name, args,
-        lambda: request.build(_target(target, args), request.HVP_ROUTE, Reverse, Active, args),
-    )
+    table.call(request.HVP_ROUTE, Reverse, Active, name, args, target)
     return hv, grad
 
 

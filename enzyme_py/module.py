@@ -111,6 +111,7 @@ class Module(Closing):
         self._program = Program(self._bitcode, self.content_hash, name, self.symbols, stateful)
         #: prepared calls of this module's functions (enzyme_py._call.fast)
         self._table = Table()
+        self._function_objects: dict[str, Function] = {}
 
     @staticmethod
     def _read_functions(module: ModuleRef) -> dict[str, tuple[Signature, tuple[str | None, ...]]]:
@@ -239,8 +240,13 @@ class Module(Closing):
         if entry is None:
             defined = ", ".join(sorted(self._functions)) or "none"
             raise FunctionNotFoundError(f"module {self.name!r} defines no function {name!r}; it defines: {defined}")
-        sig, pointees = entry
-        return Function(self, name, sig, layout or c_layout(name, sig, pointees))
+        if layout is None:
+            fn = self._function_objects.get(name)
+            if fn is None:
+                sig, pointees = entry
+                fn = self._function_objects[name] = Function(self, name, sig, c_layout(name, sig, pointees))
+            return fn
+        return Function(self, name, entry[0], layout)
 
     # ------------------------------------------------------------------ compiled code
 
@@ -280,7 +286,7 @@ class Function:
     Python arguments map onto the LLVM function (see :mod:`enzyme_py._call.layout`).
     """
 
-    __slots__ = ("layout", "llvm_signature", "module", "name", "origin")
+    __slots__ = ("layout", "llvm_signature", "module", "name", "origin", "table")
 
     def __init__(self, module: Module, name: str, signature: Signature, layout: Layout) -> None:
         self.module = module
@@ -288,6 +294,8 @@ class Function:
         #: Parameter and return types as :class:`~enzyme_py._native.types.Signature`.
         self.llvm_signature = signature
         self.layout = layout
+        #: The prepared calls of this function (its module's, see :mod:`enzyme_py._call.fast`).
+        self.table: Table = module._table
         #: For a lowered Python function: iterates as ``(rebuild, args)``, which lowers it
         #: again in the unpickling process.
         self.origin: Any = None
@@ -297,21 +305,12 @@ class Function:
         return self.module.program
 
     @property
-    def table(self) -> Table:
-        """The prepared calls of this function (shared with its module)."""
-        self.module._handle()
-        return self.module._table
-
-    @property
     def signature(self) -> str:
         """The signature as text, e.g. ``"double (double*, i64)"``."""
         return self.layout.signature
 
     def __call__(self, *args: Any) -> Any:
-        return self.table.call(
-            _request.PRIMAL_ROUTE, None, None, self.name, args,
-            lambda: _request.build(self, _request.PRIMAL_ROUTE, None, None, args),
-        )
+        return self.table.call(_request.PRIMAL_ROUTE, None, None, self.name, args, self)
 
     def __repr__(self) -> str:
         return f"<Function {self.layout.name}: {self.layout.signature}>"

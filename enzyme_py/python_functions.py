@@ -42,7 +42,7 @@ from .activity import Annotation
 from .errors import LibraryError
 from .module import Function, Module
 
-__all__ = ["arity", "function_for", "is_python_function", "layouts_of", "lower", "target_of"]
+__all__ = ["arity", "from_lowered", "function_for", "is_python_function", "layouts_of", "lower", "target_of"]
 
 _lock = threading.RLock()
 _lowered: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Function]] = weakref.WeakKeyDictionary()
@@ -132,13 +132,7 @@ def function_for(f: Any, args: Sequence[Any]) -> Function:
             raise
         except ArtifactError as exc:
             raise LibraryError(str(exc)) from None
-        native(low.llvm_major, needed_by=f"{low.qualname}, compiled by {_producer()},")
-        module = Module.from_ir(low.ir, name=low.entry, symbols=dict(low.symbols))
-        edit = getattr(f, "__enzyme_py_edit__", None)
-        if edit is not None:  # custom rules (enzyme_py.rules)
-            module = edit(module)
-        raw = module.function(low.entry)
-        fn = module.function(low.entry, layout=_layout(low, raw))
+        fn = from_lowered(low, getattr(f, "__enzyme_py_edit__", None))
         example = tuple(np.zeros(v.shape, v.dtype) if isinstance(v, np.ndarray) else v for v in values)
         ref = weakref.ref(f) if _weakrefable(f) else (lambda f=f: f)
         fn.origin = _Origin(ref, example)  # type: ignore[assignment]
@@ -161,6 +155,18 @@ def layouts_of(f: Any) -> tuple[tuple[tuple[str, str, int], ...], ...]:
     with _lock:
         table = _lowered.get(f) or {}
         return tuple(tuple((s.kind, s.dtype, s.ndim) for s in key[0]) for key in table)
+
+
+def from_lowered(low: Any, edit: Callable[[Module], Module] | None = None) -> Function:
+    """The Function of a :class:`~enzyme_py._numba.Lowered` (its module parsed, with the
+    native libraries of its LLVM major loaded); ``edit`` changes the module first (the
+    custom rules of :mod:`enzyme_py.rules`)."""
+    native(low.llvm_major, needed_by=f"{low.qualname}, compiled by {_producer()},")
+    module = Module.from_ir(low.ir, name=low.entry, symbols=dict(low.symbols))
+    if edit is not None:
+        module = edit(module)
+    raw = module.function(low.entry)
+    return module.function(low.entry, layout=_layout(low, raw))
 
 
 def _weakrefable(f: Any) -> bool:

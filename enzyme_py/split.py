@@ -170,10 +170,7 @@ class _Thunk:
                     f"argument {i} was declared {t.__name__} in autodiff_thunk, got "
                     f"{got.__name__}" + ("" if isinstance(a, Annotation) else " (a bare value)")
                 )
-        spec = self.table.spec(
-            request.SPLIT_ROUTE, self.mode, self.ret, self.name, args,
-            lambda: request.build(_target(self.target, args), request.SPLIT_ROUTE, self.mode, self.ret, args),
-        )
+        spec = self.table.spec(request.SPLIT_ROUTE, self.mode, self.ret, self.name, args, self.target)
         layout = spec.target.layout
         if layout.out_param:
             raise TypeError(

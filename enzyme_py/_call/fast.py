@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from .. import config
+from . import request
 from .request import KindMismatch, Spec, kinds
 
 __all__ = ["MAX_SPECS", "Table", "python_table"]
@@ -56,12 +58,13 @@ class Table:
             for key in keys:
                 specs[key] = spec
 
-    def spec(self, route: str, mode: Any, ret: Any, name: str, args: Sequence[Any], build: Callable[[], Spec]) -> Spec:
-        """The spec for these arguments' kinds (built with ``build()`` when absent)."""
+    def spec(self, route: str, mode: Any, ret: Any, name: str, args: Sequence[Any], target: Any) -> Spec:
+        """The spec for these arguments' kinds (built when absent; see :meth:`call` for
+        ``target``)."""
         key = (route, mode, ret, name, kinds(args))
         spec = self.specs.get(key)
         if spec is None or spec.stale():
-            spec = build()
+            spec = _build(target, route, mode, ret, args)
             self._store((key,), spec)
         return spec
 
@@ -72,23 +75,26 @@ class Table:
         ret: Any,
         name: str,
         args: Sequence[Any],
-        build: Callable[[], Spec],
+        target: Any,
         seed: Any = None,
     ) -> Any:
-        """Serve one call: the recent spec, else the spec of these kinds, else a new one
-        from ``build()`` (which validates the request kind and may lower a function)."""
+        """Serve one call: the recent spec, else the spec of these kinds, else a new one.
+
+        ``target``: the Function, or a callable that gives the Function for ``args`` (a
+        Python function lowered for their layout); only called when a spec is built.
+        """
         specs = self.specs
         recent_key = (route, id(mode), ret, name)
         spec = specs.get(recent_key)
-        if spec is not None and spec.mode is mode and not spec.stale():
+        if spec is not None and spec.mode is mode and spec.options is config.current:
             try:
-                return spec.run(args, seed)
+                return spec._run(args, seed)  # type: ignore[misc]
             except KindMismatch:
                 pass
         key = (route, mode, ret, name, kinds(args))
         spec = specs.get(key)
         if spec is None or spec.stale():
-            spec = build()
+            spec = _build(target, route, mode, ret, args)
             self._store((key, recent_key), spec)
         elif spec.mode is mode:
             specs[recent_key] = spec
@@ -97,7 +103,12 @@ class Table:
         except KindMismatch:
             # Arguments whose kind key matches but a converter disagrees (a subclass of a
             # kind, a mutated annotation): built for exactly these arguments.
-            return build().run(args, seed)
+            return _build(target, route, mode, ret, args).run(args, seed)
+
+
+def _build(target: Any, route: str, mode: Any, ret: Any, args: Sequence[Any]) -> Spec:
+    fn = target if hasattr(target, "layout") else target(args)
+    return request.build(fn, route, mode, ret, args)
 
 
 _python: weakref.WeakKeyDictionary[Any, Table] = weakref.WeakKeyDictionary()

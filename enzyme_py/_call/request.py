@@ -708,6 +708,11 @@ class Spec:
     outputs: tuple[str, ...]
     _entry: Entry | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: ``run`` specialised for this spec (see :meth:`_runner`)
+    _run: Callable[[Sequence[Any], Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self._run = self._runner()
 
     # ------------------------------------------------------------------ compile
 
@@ -780,13 +785,60 @@ class Spec:
     def run(self, args: Sequence[Any], seed: Any = None) -> Any:
         """One call (see the class docstring); :class:`KindMismatch` for arguments of
         another kind, the user-facing error for an invalid value."""
+        return self._run(args, seed)  # type: ignore[misc]
+
+    def _runner(self) -> Callable[[Sequence[Any], Any], Any]:
+        """The call of this spec, with what does not change between calls looked up once:
+        the converters, the result shaper, the entry (once loaded)."""
         if self.out is not None:
-            return self._run_out(args, seed)
-        if seed is not None:
-            raise TypeError(f"{self.target.layout.name} returns no array: seed= does not apply")
-        vals, keep, fresh = self.convert(args)
-        raw = self.entry().call(vals)
-        return self.shape(raw, fresh, None)
+            return self._run_out
+        convs = tuple(c.convert for c in self.convs)
+        n = len(convs)
+        shape = self._shaper()
+        name = self.target.layout.name
+        spec = self
+
+        def run(args: Sequence[Any], seed: Any = None) -> Any:
+            if len(args) != n:
+                raise KindMismatch
+            if seed is not None:
+                raise TypeError(f"{name} returns no array: seed= does not apply")
+            vals: list[Any] = []
+            keep: list[Any] = []
+            fresh: list[Any] = []
+            for conv, a in zip(convs, args):
+                v, k, f = conv(a)
+                vals += v
+                if k:
+                    keep.append(k)
+                if f is not None:
+                    fresh.append(f)
+            e = spec._entry
+            if e is None or e.code._object is None:
+                e = spec.entry()
+            return shape(e.call(vals), fresh)
+
+        return run
+
+    def _shaper(self) -> Callable[[tuple[Any, ...], list[Any]], Any]:
+        """``(raw results, fresh shadows) -> result`` of this route, with the output
+        indices looked up once; the common cases get a closure of their own."""
+        outputs = self.outputs
+        mode = self.mode
+        if self.width == 1 and not self.batched:
+            p = outputs.index("primal") if "primal" in outputs else -1
+            if self.route == PRIMAL_ROUTE:
+                return (lambda raw, fresh: raw[p]) if p >= 0 else (lambda raw, fresh: None)
+            assert mode is not None
+            derivs = [
+                outputs.index(f"d{c.deriv}") if c.deriv >= 0 and f"d{c.deriv}" in outputs else -1
+                for c in self.convs
+            ]
+            if mode.reverse and self.route != GRADIENT and not mode.with_primal and derivs == [0]:
+                return lambda raw, fresh: ((raw[0],),)
+            if self.route == GRADIENT and not mode.with_primal and derivs == [0]:
+                return lambda raw, fresh: (raw[0],)
+        return lambda raw, fresh: self.shape(raw, fresh, None)
 
     def _run_out(self, args: Sequence[Any], seed: Any) -> Any:
         out = self.out

@@ -65,7 +65,7 @@ class Entry:
     a Python function, appended to every call and checked after it.
     """
 
-    __slots__ = ("cfunc", "code", "has_result", "n_out", "out_type", "outputs", "status", "tls", "unpack")
+    __slots__ = ("call", "cfunc", "code", "has_result", "n_out", "out_type", "outputs", "status", "tls", "unpack")
 
     def __init__(self, code: LoadedCode, status: StatusInfo | None = None) -> None:
         compiled = code.compiled
@@ -82,6 +82,14 @@ class Entry:
         )
         self.status = status
         self.tls = threading.local()
+        if self.unpack is None and status is None:  # the common case, in one closure
+            cfunc = self.cfunc
+            if self.has_result:
+                self.call = lambda values: (cfunc(*values),)
+            else:
+                self.call = lambda values: (cfunc(*values), ())[1]
+        else:
+            self.call = self._call
 
     def status_buffer(self) -> tuple[Any, int]:
         """This thread's status array and its address (zeroed)."""
@@ -96,11 +104,9 @@ class Entry:
         ctypes.memset(addr, 0, ctypes.sizeof(buf))
         return buf, addr
 
-    def call(self, values: list[Any]) -> tuple[Any, ...]:
+    def _call(self, values: list[Any]) -> tuple[Any, ...]:
         """Call with ``values`` (the status address is appended for a Python function,
-        whose exception is raised after the call)."""
-        if self.cfunc is None or self.code.closed:
-            raise ValueError("this compiled code was unloaded (its module was closed)")
+        whose exception is raised after the call); ``call`` is this or a shortcut of it."""
         status = None
         if self.status is not None:
             status, addr = self.status_buffer()
