@@ -286,7 +286,7 @@ class Function:
     Python arguments map onto the LLVM function (see :mod:`enzyme_py._call.layout`).
     """
 
-    __slots__ = ("layout", "llvm_signature", "module", "name", "origin", "table")
+    __slots__ = ("__weakref__", "layout", "llvm_signature", "module", "name", "origin", "table")
 
     def __init__(self, module: Module, name: str, signature: Signature, layout: Layout) -> None:
         self.module = module

@@ -93,7 +93,7 @@ def _layout(low: Any, fn: Function) -> Layout:
     if kind == "void":
         result = VoidResult("None")
     elif kind == "scalar":
-        result = ScalarResult(SCALAR_KINDS[dtype][0], dtype)
+        result = ScalarResult(SCALAR_KINDS[dtype][0], dtype, dtype)
     elif kind == "array":
         result = ArrayResult(np.dtype(dtype), count)
     else:

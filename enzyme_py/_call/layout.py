@@ -125,8 +125,12 @@ class VoidResult:
 
 @dataclass(frozen=True)
 class ScalarResult:
+    """A number returned; ``dtype`` names a Python function's NumPy type (``bool`` results
+    come back as ``bool``)."""
+
     kind: str
     text: str
+    dtype: str | None = None
 
     @property
     def is_float(self) -> bool:

@@ -828,6 +828,9 @@ class Spec:
         if self.width == 1 and not self.batched:
             p = outputs.index("primal") if "primal" in outputs else -1
             if self.route == PRIMAL_ROUTE:
+                r = self.target.layout.result
+                if isinstance(r, ScalarResult) and r.dtype == "bool":
+                    return lambda raw, fresh: bool(raw[p])
                 return (lambda raw, fresh: raw[p]) if p >= 0 else (lambda raw, fresh: None)
             assert mode is not None
             derivs = [
