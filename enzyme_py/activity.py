@@ -49,9 +49,27 @@ class Annotation:
 
 @dataclass(frozen=True, eq=False)
 class Const(Annotation):
-    """A constant (non-differentiated) argument."""
+    """A constant (non-differentiated) argument.
+
+    ``bounds_of``: for an integer that is the length of arrays the function indexes (a C
+    ``n`` beside ``double *x``), the array or arrays it bounds; every call then checks
+    ``0 <= n <= x.size`` before any native code runs.  Without it, enzyme_py cannot know
+    which arrays a length belongs to, and a length larger than its array makes the
+    function read or write past the array's end.
+    """
 
     val: Any
+    bounds_of: Any = None
+
+    def __post_init__(self) -> None:
+        b = self.bounds_of
+        if b is None:
+            return
+        arrays = tuple(b) if isinstance(b, (tuple, list)) else (b,)
+        for a in arrays:
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"Const(n, bounds_of=...) takes NumPy arrays, got {type(a).__name__}")
+        object.__setattr__(self, "bounds_of", arrays)
 
 
 @dataclass(frozen=True, eq=False)

@@ -117,7 +117,9 @@ def kind_of(a: Any) -> Any:
         return t
     if t is np.ndarray:
         return (a.dtype, a.ndim)
-    if t is Active or t is Const:
+    if t is Const:
+        return (t, _vkind(a.val), a.bounds_of is not None)
+    if t is Active:
         return (t, _vkind(a.val))
     if t is Duplicated or t is DuplicatedNoNeed:
         return (t, _vkind(a.val), _vkind(a.dval))
@@ -151,7 +153,10 @@ def _real(v: Any, what: str) -> float:
     try:
         return float(v)
     except OverflowError:
-        raise ValueError(f"{what}: {v} is too large for a floating-point number") from None
+        raise ValueError(
+            f"{what}: an integer of {len(str(abs(int(v))))} digits is too large for a "
+            "floating-point number"
+        ) from None
 
 
 def _integer(v: Any, p: ScalarParam, what: str) -> int:
@@ -283,10 +288,27 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
         _scalar_kind(value, p, what)
         num = _number(p, what)
         vcheck = _value_type_check(value)
+        if wrapped and a.bounds_of is not None:
+            if p.is_float:
+                raise TypeError(f"{what}: bounds_of= is for an integer length, not a float")
+
+            def conv(c: Any) -> Any:
+                if type(c) is not Const or not vcheck(c.val) or c.bounds_of is None:
+                    raise KindMismatch
+                n = num(c.val)
+                for arr in c.bounds_of:
+                    if not 0 <= n <= arr.size:
+                        raise ValueError(
+                            f"{what}: {n} is outside 0..{arr.size}, the elements of an array it "
+                            "bounds; the function would read or write past the array's end"
+                        )
+                return (n,), (), None
+
+            return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
         if wrapped:
 
             def conv(c: Any) -> Any:
-                if type(c) is not Const or not vcheck(c.val):
+                if type(c) is not Const or not vcheck(c.val) or c.bounds_of is not None:
                     raise KindMismatch
                 return (num(c.val),), (), None
 

@@ -100,6 +100,14 @@ def _check_state(facts: transforms.ModuleFacts, stateful: Mapping[str, str], pla
             )
 
 
+def _raise_for(reports: list[Report], plan: Plan) -> None:
+    """The reports of a request as its exception: Enzyme's errors for a derivative,
+    :class:`CompileError` for a primal (no Enzyme ran)."""
+    if reports and plan.mode == PRIMAL:
+        raise CompileError(f"compiling {plan.function!r} failed", "\n".join(r.message for r in reports))
+    raise_for_reports(reports, plan.function)
+
+
 def compile_plan(
     bitcode: bytes, content_hash: str, plan: Plan, stateful: tuple[str, ...] = ()
 ) -> CompiledCode:
@@ -162,11 +170,11 @@ def compile_plan(
                     # Drop what the entry point does not reach, then optimise.
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
                     mod.run_passes(pipeline, tm, loop_transforms=True)
-                    raise_for_reports(reports, plan.function)
+                    _raise_for(reports, plan)
                     # Straight-line code: the fast code generator, same speed.
                     level = emit_level(mod, opts.codegen_level)
                     code = mod.emit_object(host_target_machine(level))
-                    raise_for_reports(reports, plan.function)
+                    _raise_for(reports, plan)
                 finally:
                     mod.close()
         finally:
