@@ -22,7 +22,6 @@ which is how CI gets the tarballs out of cibuildwheel's containers.
 from __future__ import annotations
 
 import json
-import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,8 @@ from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import ArtifactEntry, TarballSource, load_manifest
 from enzyme_artifacts.prefixes import ENTRY_POINT_GROUP
 
+from ._archive import extract_tar
+from .errors import WheelError
 from .package import PackagedArtifact, package_library
 
 __all__ = [
@@ -44,10 +45,6 @@ __all__ = [
     "package_name",
     "stage_wheel_tree",
 ]
-
-
-class WheelError(RuntimeError):
-    """An artifact folder or a wheel does not have the expected content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +127,7 @@ def stage_wheel_tree(artifact_dir: Path, staging: Path, *, llvm: int | None = No
 
         shutil.rmtree(pkg_dir)
     pkg_dir.mkdir(parents=True)
-    with tarfile.open(tarball) as tar:
-        tar.extractall(pkg_dir, filter="data")
+    extract_tar(tarball, pkg_dir)
     library = pkg_dir / entry.library_relpath
     if not library.is_file():
         raise WheelError(f"{tarball.name} has no {entry.library_relpath}")
