@@ -26,7 +26,7 @@ def wheel(repacked: Repacked, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     project = work / "project"
     shutil.copytree(TEMPLATE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    env = {**os.environ, "ENZYME_WHEEL_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
+    env = {**os.environ, "ENZYME_RECIPES_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
                            "--disable-pip-version-check", "-w", str(work / "dist"), str(project)],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -110,3 +110,14 @@ def test_installed_wheel_is_found_without_any_download(wheel: Path, tmp_path: Pa
     assert Path(out["library"]).is_relative_to(site)
     assert out["d"] == 6.0
     assert not (tmp_path / "empty-cache").exists()
+
+
+def test_the_old_variable_names_are_refused_with_the_new_ones(repacked: Repacked, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(TEMPLATE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env = {**os.environ, "ENZYME_WHEEL_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
+                           "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(project)],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode != 0
+    assert "ENZYME_WHEEL_ARTIFACTS was renamed ENZYME_RECIPES_ARTIFACTS" in proc.stdout + proc.stderr
