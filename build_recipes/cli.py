@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--policy", help="wheel policy of the checks and the wheel tag (default: the platform's; "
                                     "'none' for a build used on this machine only)")
     b.add_argument("--cmake-arg", action="append", default=[], metavar="ARG",
-                   help="an extra argument of the configure step, e.g. --cmake-arg=-DLLVM_ENABLE_ASSERTIONS=ON "
+                   help="an extra argument of the configure step, e.g. --cmake-arg=-DCMAKE_CXX_COMPILER=clang++-16 "
                         "(repeatable; a -D here overrides the recipe's)")
     b.add_argument("--enzyme-version", metavar="LABEL",
                    help="the version that names the artifact (default: read from the source: release tag, "
