@@ -143,16 +143,37 @@ _HINTS = (
 )
 
 
+def _error_lines(output: str) -> str:
+    """The ``CMake Error`` blocks of ``output`` (each with its indented continuation lines)
+    and the ``Could NOT find`` lines: where a missing package shows, and nothing else (a
+    status line merely listing ``ZLIB::ZLIB`` is not a problem)."""
+    keep: list[str] = []
+    in_error = False
+    for line in output.splitlines():
+        if line.startswith("CMake Error"):
+            in_error = True
+        elif line.strip() and not line.startswith((" ", "\t")):
+            in_error = False
+        if in_error or "Could NOT find" in line:
+            keep.append(line)
+    return "\n".join(keep)
+
+
 def diagnose_configure(output: str) -> list[str]:
     """What to install, judging by a failed ``cmake`` configure step's ``output``: one
-    sentence per missing piece recognised (empty when nothing is).
+    sentence per missing piece recognised in its errors (empty when nothing is).
 
-    >>> diagnose_configure('Target "enzyme-tblgen" links to target "zstd::libzstd_shared" but')[0][:40]
-    "LLVM's CMake package was built with zstd"
+    >>> out = ("-- TBL_LINKED_LIBS: ZLIB::ZLIB;zstd::libzstd_shared\\n"
+    ...        "CMake Error at Enzyme/CMakeLists.txt:19 (add_executable):\\n"
+    ...        "  Target \\"enzyme-tblgen\\" links to:\\n\\n    zstd::libzstd_shared\\n\\n"
+    ...        "  but the target was not found.\\n-- Configuring incomplete, errors occurred!\\n")
+    >>> [h[:40] for h in diagnose_configure(out)]
+    ["LLVM's CMake package was built with zstd"]
     >>> diagnose_configure("-- Configuring incomplete, errors occurred!")
     []
     """
-    return [hint for pattern, hint in _HINTS if pattern.search(output)]
+    errors = _error_lines(output)
+    return [hint for pattern, hint in _HINTS if pattern.search(errors)]
 
 
 def _run(cmd: Sequence[str], step: str, cwd: Path | None = None) -> None:
