@@ -476,7 +476,9 @@ def _check_load(path: Path, llvm: int, platform: Platform, names: Sequence[str],
             return CheckResult("load", False,
                                f"loading it against {lib} pulled a second libLLVM into the process "
                                f"({', '.join(others)}): two LLVMs in one process crash at the first "
-                               f"call; build it against LLVM {llvm}'s shared library only", data=data)
+                               f"call. The library must bind to the libLLVM already loaded: check that "
+                               f"--llvm {llvm} and --llvm-library name the LLVM it was built against, and "
+                               "that it links no other libLLVM", data=data)
     if missing:
         return CheckResult("load", False, f"loads against {lib} but dlsym misses {', '.join(missing)}",
                            data={**data, "missing": missing})
