@@ -64,6 +64,16 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 6
     return run_python(code, args=args, env=env, cwd=REPO, timeout=timeout)
 
 
+_PIP = "import runpy, sys\nsys.argv[0] = 'pip'\nrunpy.run_module('pip', run_name='__main__', alter_sys=True)\n"
+
+
+def pip_wheel(project: Path, dist: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``pip wheel`` of ``project`` into ``dist`` without isolation or dependencies, as
+    cibuildwheel builds the artifact wheels, in a child interpreter."""
+    return run_python(_PIP, args=["wheel", "--no-build-isolation", "--no-deps", "-q", "--disable-pip-version-check",
+                                  "-w", str(dist), str(project)], env=env, timeout=600)
+
+
 def tool(name: str) -> str:
     """A command-line tool of the test dependencies: beside this interpreter first (a
     virtual environment's ``bin/``, not necessarily on PATH), then on PATH."""

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -35,6 +34,7 @@ from .conftest import (
     SIGNATURES_2025,
     git_checkout,
     github_archive,
+    pip_wheel,
     recipe_copy,
     run_cli,
     serve_files,
@@ -175,9 +175,7 @@ def test_the_default_route_builds_githubs_archive(recipe: Recipe, tmp_path: Path
     shutil.copytree(REPO / "build_recipes" / "wheel_project", project,
                     ignore=shutil.ignore_patterns("build", "*.egg-info"))
     env = {**os.environ, "ENZYME_RECIPES_ARTIFACTS": str(out), "ENZYME_RECIPES_ROOT": str(REPO)}
-    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
-                            "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(project)],
-                           env=env, capture_output=True, text=True, timeout=600, check=False)
+    wheel = pip_wheel(project, tmp_path / "dist", env)
     assert wheel.returncode == 0, wheel.stdout + wheel.stderr
     (whl,) = (tmp_path / "dist").glob("*.whl")
     assert whl.name == "enzyme_py_llvmenzyme_llvm15-0.0.289-py3-none-linux_x86_64.whl"

@@ -217,10 +217,8 @@ def test_doctests(name: str) -> None:
 
 
 def test_importing_the_package_imports_nothing_else() -> None:
-    import subprocess
-    import sys
+    from tests.support.child import check_python
 
     code = ("import sys; import build_recipes; "
             "print(sorted(m for m in sys.modules if m.startswith(('build_recipes.', 'enzyme_', 'requests'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert check_python(code).strip() == "[]"
