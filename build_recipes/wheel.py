@@ -9,8 +9,9 @@ For users who cannot download at run time, every artifact is also published as a
     enzyme_llvmenzyme_llvm15/Artifacts.toml    the artifact's manifest fragment
     entry point  [enzyme_artifacts.prefixes] <key> = enzyme_llvmenzyme_llvm15:prefix
 
-Distribution ``enzyme-py-llvmenzyme-llvm<N>``, version = Enzyme's version, tag
-``py3-none-<wheel tag of the platform>``.  The package folder has the same tree as an
+Distribution ``enzyme-py-llvmenzyme-llvm<N>``, version = the artifact's Enzyme version label
+(``0.0.289``, ``0.0.79+ge54814e9``), tag ``py3-none-<wheel tag>`` (the build-info's: the
+platform's policy, or ``linux_<arch>`` for a ``--policy none`` build).  The package folder has the same tree as an
 installed artifact, so a loader can use ``prefix()`` like an Overrides.toml prefix.
 
 :func:`stage_wheel_tree` prepares that package from an artifact folder (tarball +
