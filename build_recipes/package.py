@@ -11,9 +11,10 @@ and a gzip header without file name or time.  Packing the same files twice gives
 same bytes, hence the same sha256 in the manifest.
 
 A *fragment* is a one-entry ``Artifacts.toml`` (``<key>.toml`` next to the tarball) in
-:mod:`enzyme_artifacts.manifest`'s format; ``publish`` merges fragments into a manifest.
-Facts the manifest format has no field for (wheel policy, origin) are written as
-comments.
+:mod:`enzyme_artifacts.manifest`'s format, written by :mod:`enzyme_artifacts.manifest_writer`;
+``publish`` merges fragments into a manifest.  Facts the manifest format has no field for
+(wheel policy, origin, source version) are written as comments above the entry, and kept
+when the entry is merged.
 """
 
 from __future__ import annotations
@@ -29,28 +30,22 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from enzyme_artifacts.hashes import sha256_file
-from enzyme_artifacts.manifest import ArtifactEntry, TarballSource, WheelSource, load_manifest
+from enzyme_artifacts.manifest import ArtifactEntry, TarballSource
+from enzyme_artifacts.manifest_writer import write_manifest
+
+from .environment import source_date_epoch
 
 __all__ = [
+    "FRAGMENT_HEADER",
     "PackagedArtifact",
     "package_library",
-    "render_entries",
     "source_date_epoch",
     "write_fragment",
     "write_tarball",
 ]
 
-
-def source_date_epoch() -> int:
-    """Member mtime: ``$SOURCE_DATE_EPOCH`` when set (an integer), else 0."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer number of seconds") from None
-    if value < 0:
-        raise ValueError(f"SOURCE_DATE_EPOCH={value} is negative")
-    return value
+FRAGMENT_HEADER = ("Manifest fragment written by `python -m build_recipes`;",
+                   "`python -m build_recipes publish` merges fragments into Artifacts.toml.")
 
 
 def write_tarball(out: str | os.PathLike[str], files: Mapping[str, Path | bytes], *,
@@ -97,79 +92,11 @@ def write_tarball(out: str | os.PathLike[str], files: Mapping[str, Path | bytes]
     return target
 
 
-def _q(value: str) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML for these values)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def render_entries(entries: Sequence[ArtifactEntry], *, comments: Mapping[str, Sequence[str]] = {},
-                   header: Sequence[str] = ()) -> str:
-    """Entries as Artifacts.toml text that :func:`enzyme_artifacts.manifest.parse_manifest`
-    reads back to equal entries.  ``comments`` maps an entry key to comment lines written
-    above it."""
-    out = [f"# {line}".rstrip() for line in header]
-    for e in entries:
-        if out:
-            out.append("")
-        out += [f"# {line}".rstrip() for line in comments.get(e.key, ())]
-        out.append(f"[[{e.name}]]")
-        out.append(f"enzyme_version = {_q(e.enzyme_version)}")
-        out.append(f"llvm_version = {e.llvm_version}")
-        out.append(f"arch = {_q(e.arch)}")
-        out.append(f"os = {_q(e.os)}")
-        if e.libc is not None:
-            out.append(f"libc = {_q(e.libc)}")
-        if e.cxxstring_abi is not None:
-            out.append(f"cxxstring_abi = {_q(e.cxxstring_abi)}")
-        out.append(f"capi = {_q(e.capi)}")
-        out.append(f"lazy = {'true' if e.lazy else 'false'}")
-        for s in e.sources:
-            out.append("")
-            out.append(f"    [[{e.name}.download]]")
-            if isinstance(s, TarballSource):
-                out.append(f"    url = {_q(s.url)}")
-                out.append(f"    sha256 = {_q(s.sha256)}")
-                out.append(f"    size = {s.size}")
-            elif isinstance(s, WheelSource):
-                out.append('    kind = "wheel"')
-                out.append(f"    requirement = {_q(s.requirement)}")
-                out.append(f"    platform = {_q(s.platform)}")
-                out.append(f"    python_version = {_q(s.python_version)}")
-                if s.wheel_sha256:
-                    out.append(f"    wheel_sha256 = {_q(s.wheel_sha256)}")
-                out.append(f"    member = {_q(s.member)}")
-                out.append(f"    sha256 = {_q(s.sha256)}")
-                if s.size is not None:
-                    out.append(f"    size = {s.size}")
-                if s.replace_needed:
-                    pairs = ", ".join(f"{_q(k)} = {_q(v)}" for k, v in s.replace_needed.items())
-                    out.append(f"    replace_needed = {{ {pairs} }}")
-                if s.license_members:
-                    out.append(f"    license_members = [{', '.join(map(_q, s.license_members))}]")
-            else:  # pragma: no cover - the manifest has two source kinds
-                raise TypeError(f"unknown source {s!r}")
-    return "\n".join(out) + "\n"
-
-
 def write_fragment(path: str | os.PathLike[str], entry: ArtifactEntry, *, notes: Sequence[str] = ()) -> Path:
-    """Write ``entry`` as a fragment and parse it back with enzyme_artifacts' parser
-    (raising its :class:`~enzyme_artifacts.errors.ManifestError` if it does not)."""
-    p = Path(path)
-    text = render_entries([entry], comments={entry.key: notes},
-                          header=["Manifest fragment written by `python -m build_recipes`;",
-                                  "`python -m build_recipes publish` merges fragments into Artifacts.toml."])
-    tmp = p.with_name(p.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        parsed = load_manifest(tmp).entries
-    except BaseException:
-        tmp.unlink()
-        raise
-    if parsed != (entry,):
-        tmp.unlink()
-        raise AssertionError(f"fragment {p} does not read back to the entry written: {parsed} != {entry}")
-    os.replace(tmp, p)
-    return p
+    """Write ``entry`` as a fragment, ``notes`` as the comment above it, and parse it back
+    with enzyme_artifacts' parser (raising its
+    :class:`~enzyme_artifacts.errors.ManifestError` if it does not read back)."""
+    return write_manifest(path, [entry], comments={entry.key: notes}, header=FRAGMENT_HEADER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
-"""The build matrix and the exact commands of each cell, computed from the recipe alone.
+"""The build matrix and the exact commands of each cell, computed from the recipe.
 
 A :class:`Cell` is one (platform, LLVM major).  :func:`expand` lists the cells, filtered
 by LLVM majors and platforms; :func:`configure_command` and :func:`build_command` are the
 CMake command lines the builder runs, so that ``plan`` prints exactly what ``build`` does.
-Nothing here touches the file system or the network.
+:func:`source_json` says what a build starts from (the release tarball's URL and sha256, the
+separately fetched licenses, the version label), so a plan can be compared with the
+build-info a build writes.  Nothing here touches the network; the artifact names use the
+recipe's version unless a source's label is given (``plan --source-dir`` reads a checkout's).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .recipe import PlatformSpec, Recipe, RecipeError
+
+if TYPE_CHECKING:
+    from .source import SourceTree
 
 __all__ = [
     "Cell",
@@ -25,6 +31,7 @@ __all__ = [
     "cmake_options",
     "configure_command",
     "expand",
+    "source_json",
     "tarball_name",
 ]
 
@@ -43,15 +50,16 @@ class Cell:
         return self.platform.triplet
 
 
-def artifact_key(recipe: Recipe, platform: PlatformSpec, llvm: int) -> str:
+def artifact_key(recipe: Recipe, platform: PlatformSpec, llvm: int, *, version: str | None = None) -> str:
     """``LLVMEnzyme.v0.0.289.x86_64-linux-gnu-cxx11-llvm_version+15``: the name used by
-    :attr:`enzyme_artifacts.manifest.ArtifactEntry.key`."""
-    return f"{recipe.enzyme.name}.v{recipe.enzyme.version}.{platform.triplet}-llvm_version+{llvm}"
+    :attr:`enzyme_artifacts.manifest.ArtifactEntry.key`.  ``version`` is the source's label
+    (default: the recipe's Enzyme version)."""
+    return f"{recipe.enzyme.name}.v{version or recipe.enzyme.version}.{platform.triplet}-llvm_version+{llvm}"
 
 
-def tarball_name(recipe: Recipe, platform: PlatformSpec, llvm: int) -> str:
+def tarball_name(recipe: Recipe, platform: PlatformSpec, llvm: int, *, version: str | None = None) -> str:
     """The artifact's tarball file name (its key plus ``.tar.gz``)."""
-    return artifact_key(recipe, platform, llvm) + ".tar.gz"
+    return artifact_key(recipe, platform, llvm, version=version) + ".tar.gz"
 
 
 def expand(recipe: Recipe, *, llvm: Iterable[int] = (), platforms: Iterable[str] = (),
@@ -107,15 +115,18 @@ def cmake_options(recipe: Recipe, platform: PlatformSpec, llvm: int, *,
 
 def configure_command(recipe: Recipe, platform: PlatformSpec, llvm: int, *, source_dir: str | PurePath,
                       build_dir: str | PurePath, llvm_dir: str | None = None,
-                      cmake: str = "cmake", generator: str | None = None) -> list[str]:
-    """``cmake -S <source>/enzyme -B <build> -G <gen> -D...``: the configure step.
+                      cmake: str = "cmake", generator: str | None = None,
+                      extra_args: Sequence[str] = ()) -> list[str]:
+    """``cmake -S <source>/enzyme -B <build> -G <gen> -D... [extra args]``: the configure step.
 
     ``source_dir`` is the CMake project folder (``<checkout>/enzyme``).  Options are
-    sorted by name so that the line is stable.
+    sorted by name so that the line is stable; ``extra_args`` (``build --cmake-arg``) come
+    last, so a ``-DNAME=value`` there overrides the recipe's.
     """
     opts = cmake_options(recipe, platform, llvm, llvm_dir=llvm_dir)
     cmd = [cmake, "-S", str(source_dir), "-B", str(build_dir), "-G", generator or recipe.cmake.generator]
     cmd += [f"-D{k}={v}" for k, v in sorted(opts.items())]
+    cmd += list(extra_args)
     return cmd
 
 
@@ -132,18 +143,23 @@ def _join(cmd: Sequence[str]) -> str:
     return shlex.join(cmd)
 
 
-def cell_commands(recipe: Recipe, cell: Cell, *, out: str = "out") -> dict[str, Any]:
+def cell_commands(recipe: Recipe, cell: Cell, *, out: str = "out", cmake_args: Sequence[str] = (),
+                  source_dir: str | None = None) -> dict[str, Any]:
     """What CI runs for ``cell``: the LLVM install, the builder, and the CMake lines the
-    builder runs inside it (with ``<source>`` and ``<build>`` standing for its folders)."""
+    builder runs inside it (with ``<source>`` and ``<build>`` standing for its folders).
+    ``source_dir`` is a checkout the builder is given instead of the release tarball."""
     spec, llvm = cell.platform, cell.llvm
     llvm_dir = recipe.expand(spec.llvm_dir, llvm=llvm, platform=spec)
     builder = ["python", "-m", "build_recipes", "build", "--llvm", str(llvm), "--platform", spec.key,
                "--llvm-dir", llvm_dir, "--out", out]
+    builder += ["--source-dir", source_dir] if source_dir else []
+    builder += [f"--cmake-arg={a}" for a in cmake_args]
     return {
         "install_llvm": recipe.expand(spec.llvm_install, llvm=llvm, platform=spec),
         "build": _join(builder),
         "configure": _join(configure_command(recipe, spec, llvm, source_dir="<source>/" +
-                                             recipe.source.cmake_subdir, build_dir="<build>")),
+                                             recipe.source.cmake_subdir, build_dir="<build>",
+                                             extra_args=cmake_args)),
         "compile": _join(build_command(recipe, spec, llvm, build_dir="<build>")),
         "check": _join(["python", "-m", "build_recipes", "check",
                         f"<build>/{recipe.expand(recipe.cmake.output, llvm=llvm, platform=spec)}",
@@ -151,9 +167,26 @@ def cell_commands(recipe: Recipe, cell: Cell, *, out: str = "out") -> dict[str, 
     }
 
 
-def cell_json(recipe: Recipe, cell: Cell, *, out: str = "out") -> Mapping[str, Any]:
+def source_json(recipe: Recipe, tree: SourceTree | None = None) -> dict[str, Any]:
+    """What a build starts from: without ``tree``, the recipe's release tarball (URL,
+    sha256, top folder) and its separately fetched licenses; with ``tree`` (a checkout), that
+    tree.  ``version`` is the label the artifacts get (see :mod:`build_recipes.source`)."""
+    licenses = [{"file": spec.file, "url": recipe.license_url(spec), "sha256": spec.sha256}
+                for spec in recipe.source.licenses]
+    if tree is None:
+        return {"kind": "tarball", "url": recipe.source_url(), "sha256": recipe.source.sha256,
+                "strip_prefix": recipe.expand(recipe.source.strip_prefix), "licenses": licenses,
+                "version": {"label": recipe.enzyme.version, "how": f"release tarball of the tag "
+                                                                   f"v{recipe.enzyme.version}"}}
+    return {"kind": "checkout" if tree.url is None else "tarball", "path": str(tree.root), "url": tree.url,
+            "sha256": tree.sha256, "licenses": licenses, "version": tree.version.to_json()}
+
+
+def cell_json(recipe: Recipe, cell: Cell, *, out: str = "out", source: SourceTree | None = None,
+              cmake_args: Sequence[str] = ()) -> Mapping[str, Any]:
     """A cell as the JSON object of ``plan --json`` (GitHub Actions' matrix ``include``)."""
     spec = cell.platform
+    label = source.version.label if source is not None else None
     return {
         "triplet": cell.triplet,
         "platform": spec.key,
@@ -168,7 +201,12 @@ def cell_json(recipe: Recipe, cell: Cell, *, out: str = "out") -> Mapping[str, A
         "cibw_build": spec.cibw_build,
         "cibw_archs": spec.cibw_archs,
         "llvm_dir": recipe.expand(spec.llvm_dir, llvm=cell.llvm, platform=spec),
-        "key": artifact_key(recipe, spec, cell.llvm),
-        "tarball": tarball_name(recipe, spec, cell.llvm),
-        "commands": cell_commands(recipe, cell, out=out),
+        "enzyme_version": label or recipe.enzyme.version,
+        "capi": recipe.enzyme.capi,
+        "key": artifact_key(recipe, spec, cell.llvm, version=label),
+        "tarball": tarball_name(recipe, spec, cell.llvm, version=label),
+        "source": source_json(recipe, source),
+        "commands": cell_commands(recipe, cell, out=out, cmake_args=cmake_args,
+                                  source_dir=str(source.root) if source is not None and source.url is None
+                                  else None),
     }

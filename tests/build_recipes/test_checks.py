@@ -1,4 +1,6 @@
-"""The binary checks on the real LLVM 15 plugin (from `repack`) and on doctored copies."""
+"""The binary checks on the real LLVM 15 plugin (from `repack`), on doctored copies, and on
+small libraries built from C that export the profile's names (with its signatures, with the
+2025 C API's, with none), depend on a second libLLVM, or carry the build machine's RUNPATH."""
 
 from __future__ import annotations
 
@@ -8,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from build_recipes.checks import check_library, classify_needed, libllvm_major
-from build_recipes.recipe import Recipe
+from build_recipes.checks import (
+    check_library,
+    classify_needed,
+    identify_capi_profile,
+    libllvm_major,
+)
+from build_recipes.errors import UnknownProfileError
+from build_recipes.recipe import Policy, Recipe
 from enzyme_artifacts.platforms import Platform
 
-from .conftest import Repacked, run_cli
+from .conftest import SIGNATURES_2025, Repacked, compile_library, plugin_c_source, run_cli
 
 GNU = Platform("x86_64", "linux", "glibc", "cxx11")
 MUSL = Platform("x86_64", "linux", "musl", "cxx11")
@@ -35,9 +43,14 @@ def test_real_plugin_passes_every_check(recipe: Recipe, repacked: Repacked) -> N
     assert "GLIBC_2.32 <= 2.34" in results["symbol-versions"].detail
     assert "GLIBCXX_3.4.29 <= 3.4.29" in results["symbol-versions"].detail
     assert results["exports"].ok and "26 symbols" in results["exports"].detail
-    assert results["signatures"].data["markers_found"] == 2
+    assert results["signatures"].data["verdict"] == "match"
+    assert results["signatures"].data["matching"] == ["v0.0.289"]
+    assert results["runpath"].ok and "only $ORIGIN-relative" in results["runpath"].detail
     assert results["load"].ok and not results["load"].skipped
     assert results["load"].data["llvm_library"].endswith("libLLVM-15.so.1")
+    assert "no second libLLVM mapped" in results["load"].detail
+    assert [Path(p).name for p in results["load"].data["libllvm_mapped"]] == [
+        Path(results["load"].data["llvm_library"]).resolve().name]
 
 
 def test_real_plugin_is_beyond_manylinux_2_28(recipe: Recipe, repacked: Repacked) -> None:
@@ -55,7 +68,9 @@ def test_needed_of_another_major_fails(recipe: Recipe, real_copy: Path, patchelf
     failed = {r.name: r.detail for r in report.failures}
     assert set(failed) == {"needed", "load"}
     assert "libLLVM-16.so.1 is LLVM 16, not LLVM 15" in failed["needed"]
-    assert "does not load" in failed["load"]
+    # Without libLLVM-16 on the machine it does not load; with it, it loads beside libLLVM-15,
+    # which the load check refuses too.
+    assert "libLLVM-16" in failed["load"]
 
 
 def test_the_wheels_bundled_llvm_name_fails(recipe: Recipe, real_copy: Path, patchelf: str) -> None:
@@ -102,7 +117,84 @@ def test_tiny_library_fails_exports_but_not_needed(recipe: Recipe, tmp_path: Pat
     assert "CreateEnzymeLogic" not in results["exports"].data["missing"]
     assert len(results["exports"].data["missing"]) == 25
     assert not results["load"].ok
-    assert results["signatures"].data["markers_found"] == 0
+    assert results["signatures"].data["verdict"] == "unknown" and not results["signatures"].ok
+
+
+def test_library_with_the_profiles_names_and_signatures_passes(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source())
+    report = _check(recipe, lib)
+    assert report.ok, report.format()
+    assert _by_name(report)["signatures"].data["verdict"] == "match"
+
+
+def test_same_names_other_signatures_is_refused(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    """The 2025 C API exports the same 26 names; only the signatures tell it apart."""
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source(SIGNATURES_2025))
+    report = _check(recipe, lib)
+    results = _by_name(report)
+    assert results["exports"].ok and results["load"].ok
+    assert [r.name for r in report.failures] == ["signatures"]
+    detail = results["signatures"].detail
+    assert "not C API v0.0.289" in detail
+    assert "EnzymeCreatePrimalAndGradient has 22 parameters in the library, 23 in v0.0.289" in detail
+    assert "EnzymeCreateForwardDiff has 19 parameters in the library, 20 in v0.0.289" in detail
+    assert "normal for a build without assertions" not in report.format()
+    assert results["signatures"].data["verdict"] == "mismatch"
+    assert sorted(results["signatures"].data["embedded"]) == ["EnzymeCreateForwardDiff",
+                                                               "EnzymeCreatePrimalAndGradient"]
+    proc = run_cli("check", str(lib), "--llvm", "15", "--policy", "none", "--json")
+    assert proc.returncode == 1
+    statuses = {c["name"]: c["status"] for c in json.loads(proc.stdout)["checks"]}
+    assert statuses["signatures"] == "FAIL" and statuses["exports"] == "PASS"
+
+
+def test_identification_is_one_function(tmp_path: Path, cc: str, repacked: Repacked) -> None:
+    good = identify_capi_profile(repacked.library, "v0.0.289")
+    assert (good.verdict, good.matching, good.differences) == ("match", ("v0.0.289",), ())
+    other = identify_capi_profile(compile_library(cc, tmp_path / "a.so", plugin_c_source(SIGNATURES_2025)),
+                                  "v0.0.289")
+    assert other.verdict == "mismatch" and other.matching == ()
+    with pytest.raises(UnknownProfileError, match="unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.289"):
+        identify_capi_profile(repacked.library, "v0.0.79")
+
+
+def test_a_second_libllvm_in_the_process_fails_the_load_check(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    """An LLVM 16 plugin loaded "against libLLVM-15" pulls libLLVM-16 in by itself: the
+    load must fail even though every symbol resolves."""
+    folder = tmp_path / "lib"
+    compile_library(cc, folder / "libLLVM-16.so.1", "int llvm_version_major(void) { return 16; }\n",
+                    "-Wl,-soname,libLLVM-16.so.1")
+    lib = compile_library(cc, folder / "LLVMEnzyme-16.so", plugin_c_source(), f"-L{folder}",
+                          "-Wl,--no-as-needed", "-l:libLLVM-16.so.1", "-Wl,-rpath,$ORIGIN")
+    report = check_library(lib, llvm=16, platform=GNU, policy=recipe.policies["manylinux_2_34"],
+                           capi_profile="v0.0.289", llvm_library=Path("/usr/lib/llvm-15/lib/libLLVM-15.so.1"))
+    results = _by_name(report)
+    assert results["needed"].ok and results["needed"].data["needed"][0] == "libLLVM-16.so.1"
+    assert results["runpath"].ok and results["exports"].ok
+    assert [r.name for r in report.failures] == ["load"]
+    assert "pulled a second libLLVM into the process" in results["load"].detail
+    assert str(folder / "libLLVM-16.so.1") in results["load"].detail
+    assert any(m.endswith("libLLVM-15.so.1") for m in results["load"].data["libllvm_mapped"])
+
+
+def test_runpath_of_the_build_machine(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source(),
+                          "-Wl,-rpath,$ORIGIN/../lib:/usr/lib/llvm-15/lib")
+    strict = _by_name(_check(recipe, lib, load=False))["runpath"]
+    assert not strict.ok and "/usr/lib/llvm-15/lib" in strict.detail and "CMAKE_SKIP_RPATH" in strict.detail
+    assert strict.data["runpath"] == ["$ORIGIN/../lib", "/usr/lib/llvm-15/lib"]
+    local = check_library(lib, llvm=15, platform=GNU, policy=Policy("none", {}), capi_profile="v0.0.289",
+                          load=False)
+    assert _by_name(local)["runpath"].ok and "kept for policy none" in _by_name(local)["runpath"].detail
+
+
+def test_unknown_profile_is_a_usage_error_not_a_traceback(repacked: Repacked) -> None:
+    proc = run_cli("check", str(repacked.library), "--llvm", "16", "--capi", "v0.0.79")
+    assert proc.returncode == 2
+    assert "unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.289" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    as_json = run_cli("check", str(repacked.library), "--llvm", "16", "--capi", "v0.0.79", "--json")
+    assert as_json.returncode == 2 and "v0.0.79" in json.loads(as_json.stdout)["error"]
 
 
 def test_unlisted_dependency_and_bundled_llvm_fail(recipe: Recipe, tmp_path: Path, cc: str) -> None:

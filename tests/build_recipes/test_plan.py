@@ -11,7 +11,7 @@ import pytest
 from build_recipes.plan import build_command, cmake_options, configure_command, expand, tarball_name
 from build_recipes.recipe import Recipe, RecipeError, load_recipe
 
-from .conftest import run_cli
+from .conftest import git_checkout, run_cli
 
 PLATFORMS = {
     "x86_64-linux-gnu", "aarch64-linux-gnu", "x86_64-linux-musl", "aarch64-linux-musl",
@@ -27,6 +27,8 @@ def test_recipe_covers_the_required_matrix(recipe: Recipe) -> None:
     assert set(recipe.platforms) == PLATFORMS
     assert recipe.source_url().endswith("/v0.0.289.tar.gz")
     assert recipe.source.sha256 is not None and len(recipe.source.sha256) == 64
+    (lic,) = recipe.source.licenses
+    assert lic.file == "LICENSE" and recipe.license_url(lic).endswith("/v0.0.289/LICENSE")
     for spec in recipe.platforms.values():
         assert spec.policy.name in recipe.policies
         assert spec.triplet.endswith("-cxx11")
@@ -74,6 +76,7 @@ def test_configure_command_line_is_exact(recipe: Recipe) -> None:
     assert cmd == [
         "cmake", "-S", "/src/Enzyme/enzyme", "-B", "/b", "-G", "Ninja",
         "-DCMAKE_BUILD_TYPE=Release",
+        "-DCMAKE_SKIP_RPATH=ON",
         "-DENZYME_CLANG=OFF",
         "-DENZYME_ENABLE_PLUGINS=ON",
         "-DENZYME_EXTERNAL_SHARED_LIB=ON",
@@ -83,6 +86,11 @@ def test_configure_command_line_is_exact(recipe: Recipe) -> None:
     ]
     assert build_command(recipe, spec, 15, build_dir="/b", jobs=2) == [
         "cmake", "--build", "/b", "--target", "LLVMEnzyme-15", "--config", "Release", "--parallel", "2"]
+    extra = configure_command(recipe, spec, 15, source_dir="/s", build_dir="/b",
+                              extra_args=["-DCMAKE_BUILD_TYPE=RelWithDebInfo"])
+    assert extra[-1] == "-DCMAKE_BUILD_TYPE=RelWithDebInfo"  # last, so it wins over the recipe's
+    mac = configure_command(recipe, recipe.platforms["aarch64-apple-darwin"], 15, source_dir="/s", build_dir="/b")
+    assert "-DCMAKE_SKIP_RPATH=ON" not in mac
 
 
 def test_platform_options_extend_and_default_llvm_dir(recipe: Recipe) -> None:
@@ -112,6 +120,14 @@ def test_plan_json_cli(recipe: Recipe) -> None:
     configure = shlex.split(first["commands"]["configure"])
     assert "-DLLVM_DIR=/opt/llvm-15/lib/cmake/llvm" in configure
     assert configure[configure.index("-S") + 1] == "<source>/enzyme"
+    # What the build starts from, to compare with a build's build-info.
+    source = first["source"]
+    assert source["kind"] == "tarball" and source["url"] == recipe.source_url()
+    assert source["sha256"] == recipe.source.sha256 and source["strip_prefix"] == "Enzyme-0.0.289"
+    assert source["licenses"] == [{"file": "LICENSE", "url": recipe.license_url(recipe.source.licenses[0]),
+                                   "sha256": recipe.source.licenses[0].sha256}]
+    assert source["version"]["label"] == first["enzyme_version"] == "0.0.289"
+    assert first["capi"] == "v0.0.289"
 
 
 def test_plan_text_and_bad_filter_exit_codes() -> None:
@@ -119,6 +135,8 @@ def test_plan_text_and_bad_filter_exit_codes() -> None:
     assert proc.returncode == 0
     assert "LLVMEnzyme.v0.0.289.x86_64-apple-darwin-cxx11-llvm_version+19" in proc.stdout
     assert "cmake --build '<build>' --target LLVMEnzyme-19" in proc.stdout
+    assert f"source  {load_recipe().source_url()}" in proc.stdout
+    assert f"sha256 {load_recipe().source.sha256}" in proc.stdout and "license LICENSE: https://" in proc.stdout
     bad = run_cli("plan", "--llvm", "9")
     assert bad.returncode == 2 and "LLVM [9] not in the recipe" in bad.stderr
 
@@ -139,6 +157,10 @@ def _rewrite(recipe: Recipe, tmp_path: Path, old: str, new: str) -> Path:
     ('arch = "aarch64"\nos = "linux"\nlibc = "glibc"', 'arch = "x86_64"\nos = "linux"\nlibc = "glibc"',
      "describe x86_64-linux-gnu, not aarch64-linux-gnu"),
     ('target = "LLVMEnzyme-{llvm}"', 'target = "LLVMEnzyme-{major}"', "unknown placeholder"),
+    ('file = "LICENSE"', 'file = "COPYING"', "is not one of \\[enzyme\\] license_files"),
+    ('sha256 = "f2db94d3', 'sha256 = "F2DB94D3', "64 lowercase hex"),
+    ('[[source.license]]\nfile = "LICENSE"', '[[source.license]]\nfile = "LICENSE"\nmirror = "x"',
+     "unknown key"),
 ])
 def test_recipe_parser_is_strict(recipe: Recipe, tmp_path: Path, old: str, new: str, message: str) -> None:
     with pytest.raises(RecipeError, match=message):
@@ -147,7 +169,7 @@ def test_recipe_parser_is_strict(recipe: Recipe, tmp_path: Path, old: str, new: 
 
 def test_recipe_env_and_cli_error(recipe: Recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = _rewrite(recipe, tmp_path, 'version = "0.0.289"', 'version = "0.0.290"')
-    monkeypatch.setenv("ENZYME_RECIPE", str(p))
+    monkeypatch.setenv("ENZYME_RECIPES_RECIPE", str(p))
     assert load_recipe().enzyme.version == "0.0.290"
     broken = tmp_path / "broken.toml"
     broken.write_text("[enzyme\n", encoding="utf-8")
@@ -155,7 +177,37 @@ def test_recipe_env_and_cli_error(recipe: Recipe, tmp_path: Path, monkeypatch: p
     assert proc.returncode == 2 and "not valid TOML" in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["build_recipes.recipe", "build_recipes.checks"])
+def test_plan_of_a_checkout_uses_its_label(tmp_path: Path) -> None:
+    commit = git_checkout(tmp_path / "Enzyme")
+    proc = run_cli("plan", "--json", "--llvm", "16", "--platform", "x86_64-linux-gnu", "--source-dir",
+                   str(tmp_path / "Enzyme"), "--cmake-arg=-DLLVM_ENABLE_ASSERTIONS=ON")
+    assert proc.returncode == 0, proc.stderr
+    (cell,) = json.loads(proc.stdout)
+    label = f"0.0.79+g{commit[:8]}"
+    assert cell["enzyme_version"] == label
+    assert cell["key"] == f"LLVMEnzyme.v{label}.x86_64-linux-gnu-cxx11-llvm_version+16"
+    assert cell["source"]["kind"] == "checkout" and cell["source"]["version"]["commit"] == commit
+    build = shlex.split(cell["commands"]["build"])
+    assert build[build.index("--source-dir") + 1] == str((tmp_path / "Enzyme").resolve())
+    assert "--cmake-arg=-DLLVM_ENABLE_ASSERTIONS=ON" in build
+    assert shlex.split(cell["commands"]["configure"])[-1] == "-DLLVM_ENABLE_ASSERTIONS=ON"
+    text = run_cli("plan", "--llvm", "16", "--platform", "x86_64-linux-gnu", "--source-dir", str(tmp_path / "Enzyme"))
+    assert text.stdout.startswith(f"1 cell(s) of Enzyme {label} (CMake version 0.0.79 and commit {commit[:12]}")
+
+
+def test_wheel_tags_follow_the_policy(recipe: Recipe) -> None:
+    from build_recipes.recipe import Policy
+
+    gnu, musl, mac = (recipe.platforms[k] for k in ("aarch64-linux-gnu", "x86_64-linux-musl", "x86_64-apple-darwin"))
+    assert gnu.wheel_tag_for(gnu.policy) == "manylinux_2_28_aarch64"
+    assert gnu.wheel_tag_for(recipe.policies["manylinux_2_34"]) == "manylinux_2_34_aarch64"
+    assert gnu.wheel_tag_for(Policy("none", {})) == "linux_aarch64"
+    assert musl.wheel_tag_for(Policy("none", {})) == "linux_x86_64"
+    assert mac.wheel_tag_for(Policy("none", {})) == "macosx_10_15_x86_64"
+
+
+@pytest.mark.parametrize("name", ["build_recipes.recipe", "build_recipes.checks", "build_recipes.source",
+                                  "build_recipes.build", "enzyme_artifacts.manifest_writer"])
 def test_doctests(name: str) -> None:
     import doctest
     import importlib
@@ -165,10 +217,8 @@ def test_doctests(name: str) -> None:
 
 
 def test_importing_the_package_imports_nothing_else() -> None:
-    import subprocess
-    import sys
+    from tests.support.child import check_python
 
     code = ("import sys; import build_recipes; "
             "print(sorted(m for m in sys.modules if m.startswith(('build_recipes.', 'enzyme_', 'requests'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert check_python(code).strip() == "[]"

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from build_recipes.package import package_library, render_entries, write_fragment, write_tarball
+from build_recipes.package import package_library, write_fragment, write_tarball
 from enzyme_artifacts.hashes import sha256_file
-from enzyme_artifacts.manifest import (
-    ArtifactEntry,
-    TarballSource,
-    bundled_manifest_path,
-    load_manifest,
-    parse_manifest,
-)
+from enzyme_artifacts.manifest import ArtifactEntry, TarballSource, load_manifest
 
 FIELDS = {"name": "LLVMEnzyme", "enzyme_version": "0.0.289", "llvm_version": 16, "arch": "aarch64",
           "os": "linux", "libc": "musl", "cxxstring_abi": "cxx11", "capi": "v0.0.289", "lazy": True}
@@ -83,13 +77,6 @@ def test_package_library_writes_tarball_fragment_and_info(tmp_path: Path) -> Non
         assert tar.extractfile("lib/LLVMEnzyme-16.so").read() == files["lib/LLVMEnzyme-16.so"].read_bytes()
 
 
-def test_render_round_trips_the_bundled_manifest() -> None:
-    bundled = load_manifest(bundled_manifest_path())
-    again = parse_manifest(render_entries(bundled.entries), "<rendered>")
-    assert again.entries == bundled.entries
-    assert any(s.__class__.__name__ == "WheelSource" for e in again.entries for s in e.sources)
-
-
 def test_write_fragment_checks_with_the_parser(tmp_path: Path) -> None:
     bad = ArtifactEntry(**{**FIELDS, "capi": "v0.0.289", "arch": "x86_64"},
                         sources=(TarballSource("ftp://x/y.tar.gz", "0" * 64, 1),))
@@ -97,5 +84,14 @@ def test_write_fragment_checks_with_the_parser(tmp_path: Path) -> None:
 
     with pytest.raises(ManifestError, match="not an http"):
         write_fragment(tmp_path / "f.toml", bad)
+
     assert not (tmp_path / "f.toml").exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-5"])
+def test_a_bad_source_date_epoch_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    value: str) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    with pytest.raises(ValueError, match=f"SOURCE_DATE_EPOCH='{value}' is not valid"):
+        write_tarball(tmp_path / "x.tar.gz", {"a": b"x"})

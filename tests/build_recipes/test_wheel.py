@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,8 +12,9 @@ import pytest
 
 from build_recipes.wheel import WheelError, artifact_from_wheel, stage_wheel_tree
 from enzyme_artifacts.manifest import load_manifest
+from tests.support.child import check_python, run_python
 
-from .conftest import REPO, Repacked, run_cli
+from .conftest import REPO, Repacked, pip_wheel, run_cli
 
 TEMPLATE = REPO / "build_recipes" / "wheel_project"
 
@@ -26,10 +25,8 @@ def wheel(repacked: Repacked, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     project = work / "project"
     shutil.copytree(TEMPLATE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    env = {**os.environ, "ENZYME_WHEEL_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
-                           "--disable-pip-version-check", "-w", str(work / "dist"), str(project)],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "ENZYME_RECIPES_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
+    proc = pip_wheel(project, work / "dist", env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (whl,) = (work / "dist").glob("*.whl")
     return whl
@@ -55,9 +52,8 @@ def test_installed_package_is_an_artifact_prefix(wheel: Path, tmp_path: Path) ->
         zf.extractall(tmp_path)
     code = ("import enzyme_llvmenzyme_llvm15 as m, json; p = m.prefix(); "
             "print(json.dumps([str(p / m.LIBRARY), m.KEY, m.SHA256]))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    lib, key, _sha = json.loads(proc.stdout)
+    out = check_python(code, cwd=tmp_path, extra_env={"PYTHONPATH": str(tmp_path)})
+    lib, key, _sha = json.loads(out)
     assert Path(lib).is_file() and key.endswith("llvm_version+15")
 
 
@@ -102,11 +98,19 @@ def test_installed_wheel_is_found_without_any_download(wheel: Path, tmp_path: Pa
            "ENZYME_ARTIFACTS_CACHE": str(tmp_path / "empty-cache"),
            "ENZYME_ARTIFACTS_CONFIG": str(tmp_path / "config"), "ENZYME_PY_DISK_CACHE": "0"}
     env.pop("ENZYME_ARTIFACTS_LIBRARY", None)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, check=False, env=env)
+    proc = run_python(code, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["origin"] == "package"
     assert Path(out["library"]).is_relative_to(site)
     assert out["d"] == 6.0
     assert not (tmp_path / "empty-cache").exists()
+
+
+def test_the_old_variable_names_are_refused_with_the_new_ones(repacked: Repacked, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(TEMPLATE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env = {**os.environ, "ENZYME_WHEEL_ARTIFACTS": str(repacked.out), "ENZYME_RECIPES_ROOT": str(REPO)}
+    proc = pip_wheel(project, tmp_path / "dist", env)
+    assert proc.returncode != 0
+    assert "ENZYME_WHEEL_ARTIFACTS was renamed ENZYME_RECIPES_ARTIFACTS" in proc.stdout + proc.stderr
