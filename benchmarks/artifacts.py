@@ -16,7 +16,6 @@ numbers depend on the machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -26,6 +25,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .cli import subcommand_parser
 
 __all__ = ["Row", "main"]
 
@@ -145,7 +146,7 @@ def _table(rows: Sequence[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks artifacts [--llvm N] [--repeat K] [--fetches F] [--no-pip-cache] [--json FILE]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks artifacts", description=__doc__.splitlines()[0])
+    parser = subcommand_parser("artifacts", __doc__)
     parser.add_argument("--llvm", type=int, default=15, help="LLVM major (default 15)")
     parser.add_argument("--repeat", type=int, default=11, help="fresh processes per measurement (default 11)")
     parser.add_argument("--fetches", type=int, default=3, help="cold fetches (default 3)")

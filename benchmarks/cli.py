@@ -17,12 +17,13 @@ import argparse
 import importlib
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["SUBCOMMANDS", "main", "run_main"]
+__all__ = ["SUBCOMMANDS", "main", "plain_help", "run_main", "subcommand_parser"]
 
 SUBCOMMANDS = {
     "artifacts": "benchmarks.artifacts",
@@ -32,6 +33,50 @@ SUBCOMMANDS = {
     "compile-stages": "benchmarks.compile_stages",
 }
 """First arguments dispatched to ``<module>.main(argv)``, imported only then."""
+
+SUMMARIES = {
+    "artifacts": "the loader: import, locate() on a warm cache, cold fetches",
+    "compile": "compile and call costs of enzyme_py, against their targets",
+    "numba-first": "time to the first derivative of a Numba function, in process vs opt/llc",
+    "isolation": "costs of crash isolation and of the disk cache",
+    "compile-stages": "where the time from IR to a callable derivative goes, stage by stage",
+}
+"""One line per subcommand, for ``--help``."""
+
+_EPILOG = """\
+subcommands (python -m benchmarks NAME --help for each):
+{subcommands}
+
+tools: hand, enzyme_opt, enzyme_py_c and enzyme_py_numba need this package, clang-15 and
+opt-15; jax, torch and torch_compile need the bench extra (pip install -e ".[bench]"
+installs jax[cpu] and torch==2.13.0). A tool whose package is missing is reported as
+"not installed", not as a failure.
+
+exit status: 0 when every row is ok, not installed or unavailable and one is ok; 1 when a
+gradient disagreed with the hand-written adjoint, a tool failed or nothing was measured;
+2 on bad arguments.
+"""
+
+_ROLE = re.compile(r":(?:mod|class|func|meth|data|attr|exc):`~?([^`]+)`")
+
+
+def plain_help(doc: str) -> str:
+    """A docstring as plain help text: no reStructuredText markup.
+
+    >>> plain_help("Uses :mod:`enzyme_py._tuning` and ``x*x``, **stages**.")
+    'Uses enzyme_py._tuning and x*x, stages.'
+    """
+    text = _ROLE.sub(r"\1", doc)
+    text = text.replace("``", "")
+    return re.sub(r"\*\*([^*]+)\*\*", r"\1", text).strip()
+
+
+def subcommand_parser(name: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m benchmarks NAME``: the module docstring ``doc`` as its
+    description, in plain text with its paragraphs and lists kept."""
+    return argparse.ArgumentParser(prog=f"python -m benchmarks {name}",
+                                   description=plain_help(doc),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _dispatch(name: str, argv: list[str]) -> int:
@@ -48,11 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     from benchmarks.problems import PROBLEMS
     from benchmarks.tools import TOOLS
 
+    subcommands = "\n".join(f"  {name:<15} {SUMMARIES[name]}" for name in SUBCOMMANDS)
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Gradient benchmarks: enzyme_py against JAX, PyTorch, Enzyme through "
-                    "clang/opt and hand-written C adjoints. Subcommands: "
-                    + ", ".join(SUBCOMMANDS) + ".",
+        description="Gradient benchmarks: enzyme_py against JAX, PyTorch, Enzyme through\n"
+                    "clang/opt and hand-written C adjoints, one child process per problem,\n"
+                    "tool and thread setting, in one table.",
+        epilog=_EPILOG.format(subcommands=subcommands),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
                    help="short timing budgets; leaves out tools marked slow (torch_compile) "

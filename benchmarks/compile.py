@@ -23,7 +23,6 @@ The first compilation (library load, JIT creation) is excluded and reported sepa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -32,6 +31,8 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .cli import subcommand_parser
 
 __all__ = ["main", "measure"]
 
@@ -206,7 +207,7 @@ def measure(repeat: int = 30) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the measurements (and targets); ``--json FILE`` also writes them."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks compile", description=__doc__)
+    parser = subcommand_parser("compile", __doc__)
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
     parser.add_argument("--repeat", type=int, default=30, help="runs per compile measurement")
     args = parser.parse_args(argv)

@@ -26,7 +26,6 @@ compilations.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -39,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .cli import subcommand_parser
 from .compile import ARRAY_IR, SCALAR_IR
 
 __all__ = ["ROSENBROCK_C", "main", "measure"]
@@ -268,9 +268,7 @@ def _rosenbrock_grad(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the stage table and the before/after comparison; ``--json FILE`` too."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.compile_stages", description=__doc__
-    )
+    parser = subcommand_parser("compile-stages", __doc__)
     parser.add_argument("--repeat", type=int, default=15, help="compilations per measurement")
     parser.add_argument("--runs", type=int, default=25, help="timings per gradient run time")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")

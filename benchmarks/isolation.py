@@ -22,7 +22,6 @@ in-memory cache, so that compilation really happens):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -34,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli import subcommand_parser
 from .compile import ARRAY_IR, SCALAR_IR
 
 __all__ = ["main", "measure"]
@@ -159,7 +159,7 @@ def measure(repeat: int = 20, processes: int = 7) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks isolation", description=__doc__)
+    parser = subcommand_parser("isolation", __doc__)
     parser.add_argument("--repeat", type=int, default=20, help="compiles per measurement")
     parser.add_argument("--processes", type=int, default=7, help="fresh processes for first-call times")
     parser.add_argument("--json", type=Path, help="also write the results to this file")

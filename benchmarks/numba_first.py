@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from .cli import subcommand_parser
+
 __all__ = ["TARGET_SPEEDUP", "main", "measure_child", "subprocess_route"]
 
 #: The speed-up of the in-process route over the subprocess route that the issue asks for.
@@ -258,7 +260,7 @@ def _close(a: list[Any], b: list[Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print a table; ``--json FILE`` also writes them."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks numba-first", description=__doc__.split("\n")[0])
+    parser = subcommand_parser("numba-first", __doc__)
     parser.add_argument("--problems", default="P1,P2,P3,P4,P5", help="comma-separated problem ids")
     parser.add_argument("--size", type=int, default=None, help="problem size (default: each problem's quick size)")
     parser.add_argument("--repeat", type=int, default=3, help="fresh child processes per problem (median)")

@@ -39,7 +39,7 @@ FAILED = frozenset({"mismatch", "error", "crashed", "timeout"})
 
 @dataclass(frozen=True)
 class Row:
-    """One measurement. See the module docstring and README for the meaning of each field."""
+    """One measurement. See the module docstring and docs/benchmarks.md for the meaning of each field."""
 
     problem: str
     tool: str
