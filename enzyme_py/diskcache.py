@@ -156,7 +156,7 @@ def _library_identity(path: Path) -> dict[str, Any]:
     """A shared libLLVM by what it is (SONAME and size), not where: the same library
     reached through another path or a copy (which discovery may prefer when it is
     already loaded) must not split the cache."""
-    from enzyme_artifacts._elf import NotElfError, read_soname
+    from enzyme_artifacts.elf import NotElfError, read_soname
 
     try:
         soname = read_soname(path)
