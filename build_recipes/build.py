@@ -111,7 +111,7 @@ def libllvm_near(llvm_dir: str | Path, llvm: int) -> Path | None:
 
 def _soname(path: Path) -> str | None:
     """The ELF SONAME of ``path``, None for other files (the name a loader matches)."""
-    from enzyme_artifacts._elf import NotElfError, read_soname
+    from enzyme_artifacts.elf import NotElfError, read_soname
 
     try:
         return read_soname(path)

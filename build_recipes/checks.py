@@ -317,7 +317,7 @@ def _elf_facts(path: Path) -> dict[str, Any]:
     from elftools.elf.gnuversions import GNUVerNeedSection
     from elftools.elf.sections import SymbolTableSection
 
-    from enzyme_artifacts._elf import read_needed
+    from enzyme_artifacts.elf import read_needed
 
     needed = list(read_needed(path))
     version_needs: dict[str, list[str]] = {}

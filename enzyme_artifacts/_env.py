@@ -37,6 +37,7 @@ __all__ = [
     "path",
     "size",
     "text",
+    "with_prefix",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -138,3 +139,9 @@ def choice(name: str, default: str, choices: Iterable[str]) -> str:
     if low not in allowed:
         raise EnvironmentValueError(name, raw, "one of " + ", ".join(allowed))
     return low
+
+
+def with_prefix(prefix: str) -> dict[str, str]:
+    """Every variable whose name starts with ``prefix`` and whose value is not blank,
+    sorted by name (for diagnostics such as ``enzyme-artifacts status``)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(prefix) and v.strip()}

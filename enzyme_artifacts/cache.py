@@ -1,7 +1,7 @@
 """The content-addressed artifact cache.
 
-Layout under the cache root (``ENZYME_ARTIFACTS_CACHE``, default
-``platformdirs.user_cache_path("enzyme-artifacts")``)::
+Layout under the cache root (:func:`enzyme_artifacts.paths.cache_root`:
+``ENZYME_ARTIFACTS_CACHE``, default ``platformdirs``' user cache folder)::
 
     artifacts/<tree sha256>/          one installed artifact, named by its content
         lib/LLVMEnzyme-15.so
@@ -11,6 +11,8 @@ Layout under the cache root (``ENZYME_ARTIFACTS_CACHE``, default
     index/<key>@<soname>.json         same, for an artifact bound to that libLLVM SONAME
     tmp/                              downloads and extractions in progress
     install.lock                      the inter-process lock held while installing
+    install.lock.owner                who holds it (pid, host, since, purpose)
+    validated/                        libraries that passed the child check (see plugin)
 
 Invariants:
 
@@ -23,7 +25,13 @@ Invariants:
   sources in order;
 * an index file is trusted only if the source digest it records is one of the entry's,
   so editing the manifest invalidates the old binding;
-* the tree sha256 (see :mod:`enzyme_artifacts.hashes`) excludes the record file.
+* the tree sha256 (see :mod:`enzyme_artifacts.hashes`) excludes the record file;
+* an installed library's real path lies inside its artifact folder: a library that
+  resolves (through links) anywhere else is never installed, and an artifact found so
+  on disk is treated as not installed (and reported by :meth:`Cache.verify`);
+* a tarball is extracted within bounds taken from its manifest size (see
+  :mod:`enzyme_artifacts._extract`), and ``DT_NEEDED`` is rewritten in the real file
+  inside the staging tree, never through a link.
 
 Nothing is created until :meth:`Cache.install` (or :meth:`Cache.clean`) needs it.
 """
@@ -51,6 +59,7 @@ from .errors import (
     DownloadError,
     HashMismatchError,
     OfflineError,
+    UnsafeArchiveError,
 )
 from .hashes import SYMLINK_PREFIX, tree_digest, tree_files
 from .manifest import (
@@ -60,23 +69,22 @@ from .manifest import (
     TarballSource,
     resolve_renames,
 )
+from .paths import CACHE_ENV, cache_root
 
-__all__ = ["CACHE_ENV", "RECORD_NAME", "Cache", "InstalledArtifact", "cache_root"]
+__all__ = ["CACHE_ENV", "RECORD_NAME", "Cache", "InstalledArtifact", "cache_root", "library_inside"]
 
-CACHE_ENV = "ENZYME_ARTIFACTS_CACHE"
 RECORD_NAME = "enzyme-artifact.json"
 _FORMAT = 1
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
 
 
-def cache_root() -> Path:
-    """``$ENZYME_ARTIFACTS_CACHE`` or the platform's user cache folder; never created here."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_path("enzyme-artifacts"))
+def library_inside(folder: Path, library: Path) -> bool:
+    """True when ``library`` exists and its real path lies inside ``folder``'s real path."""
+    try:
+        real = Path(os.path.realpath(library))
+        return real.is_file() and real.is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +200,8 @@ class Cache:
         if rec is None or not isinstance(rec.get("library"), str) or not isinstance(rec.get("files"), dict):
             return None
         library = folder / rec["library"]
-        if not library.is_file():
-            return None
+        if not library_inside(folder, library):
+            return None  # missing, or a link leading out of the artifact: not installed
         return InstalledArtifact(
             key=str(idx.get("key")),
             path=folder,
@@ -306,7 +314,7 @@ class Cache:
     def _install_from(
         self, entry: ArtifactEntry, source: Source, llvm_soname: str | None, progress: bool | None
     ) -> InstalledArtifact:
-        from ._elf import ElfRewriteError, NotElfError
+        from .errors import ElfRewriteError, NotElfError
 
         staging = Path(tempfile.mkdtemp(prefix="install-", dir=self.tmp_dir))
         try:
@@ -315,24 +323,33 @@ class Cache:
             bound: str | None = None
             renames: Mapping[str, str] = {}
             if isinstance(source, TarballSource):
-                from ._elf import replace_needed
-                from ._extract import safe_extract
+                from ._extract import expansion_limit, safe_extract
+                from .elf import replace_needed
 
                 renames = resolve_renames(source, llvm_soname)  # fail before any download
                 url = mirror_url(source.url)
                 archive = staging / (url.rsplit("/", 1)[-1] or "artifact.tar")
                 download(url, archive, sha256=source.sha256, size=source.size, progress=progress,
                          apply_mirror=False)
-                safe_extract(archive, tree)
+                safe_extract(archive, tree, max_bytes=expansion_limit(source.size))
+                archive.unlink()
                 described = url
-                if not (tree / entry.library_relpath).is_file():
+                library = tree / entry.library_relpath
+                if not os.path.lexists(library):
                     raise DownloadError(
                         f"{url} does not contain {entry.library_relpath} (an artifact tarball holds "
                         "lib/<name>-<llvm>.<ext> and license files); fix the tarball or the manifest"
                     )
+                if not library_inside(tree, library):
+                    raise UnsafeArchiveError(
+                        f"refusing {url}: its {entry.library_relpath} resolves to "
+                        f"{os.path.realpath(library)}, outside the artifact; nothing was installed. "
+                        "The archive is damaged or malicious: report its source"
+                    )
                 if renames:
                     try:
-                        replace_needed(tree / entry.library_relpath, renames)
+                        # the real file inside the tree, never through a link
+                        replace_needed(Path(os.path.realpath(library)), renames)
                     except (ElfRewriteError, NotElfError) as e:
                         raise DownloadError(f"{url}: {e}") from None
             else:
@@ -345,6 +362,8 @@ class Cache:
                     raise DownloadError(f"{source.describe()}: {e}") from None
                 described = source.describe()
             bound = llvm_soname if _binds_libllvm(source) else None
+            if not library_inside(tree, tree / entry.library_relpath):
+                raise DownloadError(f"{described} did not give a regular {entry.library_relpath}")
             try:
                 files = tree_files(tree)
             except ValueError as e:
@@ -445,6 +464,10 @@ class Cache:
             problems.append(f"{folder}: content (e.g. file modes) no longer matches its address")
         if not installed.library.is_file():
             problems.append(f"{installed.library}: the library is missing")
+        elif not library_inside(folder, installed.library):
+            problems.append(
+                f"{installed.library}: resolves to {os.path.realpath(installed.library)}, outside the artifact"
+            )
         return problems
 
     def installed(self) -> list[InstalledArtifact]:

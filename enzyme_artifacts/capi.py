@@ -4,8 +4,11 @@ A *profile* names one shape of Enzyme's C API.  The API changed shape several ti
 across Enzyme releases (argument lists of ``EnzymeCreatePrimalAndGradient`` and friends
 grew), so a library is bound by an explicit profile, never by guessing.  This module
 holds only what the loader needs to *check* a library: the exported symbols a profile
-requires and the C signatures embedded in the binary.  The ctypes declarations live in
-``enzyme_py._ffi``; adding a profile means one entry here and one module there.
+requires, the C signatures embedded in the binary, and which C-API calls the check in a
+child process makes (see :mod:`enzyme_artifacts.plugin`).  The ctypes declarations live
+in ``enzyme_py._ffi``; adding a profile means one entry here (and, when its create/free
+calls changed shape, one call sequence in ``enzyme_artifacts/_plugin_child.py``) and one
+module there.
 
 >>> "EnzymeCreatePrimalAndGradient" in required_symbols("v0.0.289")
 True
@@ -14,9 +17,18 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["PROFILES", "known_profiles", "required_symbols", "signature_markers"]
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "get_profile",
+    "known_profiles",
+    "required_symbols",
+    "signature_markers",
+    "smoke_calls",
+]
 
 _V0_0_289_SYMBOLS = frozenset(
     {
@@ -66,8 +78,30 @@ _V0_0_289_MARKERS = (
     ),
 )
 
-PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({"v0.0.289": _V0_0_289_SYMBOLS})
-_MARKERS: Mapping[str, tuple[str, ...]] = MappingProxyType({"v0.0.289": _V0_0_289_MARKERS})
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One shape of Enzyme's C API.
+
+    ``symbols``: what a library must export; ``markers``: parameter lists an assertions
+    build carries in ``.rodata`` (may be empty); ``calls``: the name of the call sequence
+    the child-process check runs (``"logic+type-analysis"``: ``CreateEnzymeLogic(u8)``,
+    ``CreateTypeAnalysis(logic, char**, void*, size_t)``, ``FreeTypeAnalysis``,
+    ``FreeEnzymeLogic``, each create checked non-NULL).
+    """
+
+    name: str
+    symbols: frozenset[str]
+    markers: tuple[str, ...]
+    calls: str
+
+
+_PROFILES: Mapping[str, Profile] = MappingProxyType({
+    "v0.0.289": Profile("v0.0.289", _V0_0_289_SYMBOLS, _V0_0_289_MARKERS, "logic+type-analysis"),
+})
+PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({n: p.symbols for n, p in _PROFILES.items()})
+"""Profile name -> required symbols (kept for callers that only need the names)."""
 
 
 def known_profiles() -> tuple[str, ...]:
@@ -75,20 +109,32 @@ def known_profiles() -> tuple[str, ...]:
     return tuple(sorted(PROFILES))
 
 
-def required_symbols(profile: str) -> frozenset[str]:
-    """Exported symbols a library must have to be bound with ``profile``.
+def get_profile(profile: str) -> Profile:
+    """The :class:`Profile` named ``profile``.
 
     Raises :class:`KeyError` naming the known profiles when ``profile`` is unknown.
     """
     try:
-        return PROFILES[profile]
+        return _PROFILES[profile]
     except KeyError:
         raise KeyError(
             f"unknown Enzyme C-API profile {profile!r}; known: {', '.join(known_profiles())}"
         ) from None
 
 
+def required_symbols(profile: str) -> frozenset[str]:
+    """Exported symbols a library must have to be bound with ``profile``.
+
+    Raises :class:`KeyError` naming the known profiles when ``profile`` is unknown.
+    """
+    return get_profile(profile).symbols
+
+
 def signature_markers(profile: str) -> tuple[str, ...]:
     """C signature strings found in assertion builds of ``profile`` (may be empty)."""
-    required_symbols(profile)
-    return _MARKERS.get(profile, ())
+    return get_profile(profile).markers
+
+
+def smoke_calls(profile: str) -> str:
+    """The call sequence the child-process check runs for ``profile`` (see :class:`Profile`)."""
+    return get_profile(profile).calls

@@ -2,8 +2,10 @@
 
 Commands (each accepts ``--json`` for machine-readable output with stable keys)::
 
+    enzyme-artifacts --version             the version of enzyme-py this command belongs to
     enzyme-artifacts platform              the host platform triplet and C++ string ABI
-    enzyme-artifacts status                what would be loaded, from where, what is missing
+    enzyme-artifacts status [--llvm N]     what would be loaded, from where, what is missing:
+                                           every place tried, and the command fixing each
     enzyme-artifacts which [--llvm N]      the library that would be loaded (never downloads)
     enzyme-artifacts fetch [--llvm N]      install the published artifact into the cache
     enzyme-artifacts verify [--fix]        re-hash every installed artifact; --fix re-fetches
@@ -16,11 +18,12 @@ Commands (each accepts ``--json`` for machine-readable output with stable keys):
 Exit codes:
 
 ====  ==============================================================================
-0     success
+0     success (``status``: what was asked for can work, a download at most missing)
 1     ``verify`` found problems (that ``--fix`` did not repair)
 2     usage error (unknown command or option, bad value, bad environment variable)
 3     not found or unsupported: no libLLVM-N, no manifest entry for this platform,
-      artifact not installed (``which``) or offline with nothing cached
+      artifact not installed (``which``) or offline with nothing cached (``status``
+      exits so too when that is what stops a use)
 4     download failed or the bytes did not match their sha256/size, unsafe archive
 5     invalid override (``ENZYME_ARTIFACTS_LIBRARY``, ``Overrides.toml``, ``dev PATH``)
 6     unusable manifest, cache or config folder
@@ -29,6 +32,8 @@ Exit codes:
 
 Errors are printed as one line on stderr, saying what to do; with ``--json`` an
 ``{"error": {"type", "message", "exit_code"}}`` object is also written to stdout.
+``status`` renders :func:`enzyme_artifacts.status.diagnose`, ``verify`` renders
+:func:`enzyme_artifacts.status.verify`: this module parses arguments and renders only.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PROBLEMS",
     "EXIT_USAGE",
+    "build_parser",
     "main",
 ]
 
@@ -87,21 +93,6 @@ def _exit_code(e: BaseException) -> int:
     return EXIT_USAGE  # ValueError from a bad argument or environment variable
 
 
-def _one_line(e: BaseException) -> str:
-    if isinstance(e, errors.LLVMNotFoundError) and hasattr(e, "major"):
-        from .llvm import install_commands
-
-        major = e.major
-        cmds = install_commands(major)
-        return (
-            f"no usable shared libLLVM of LLVM {major} was found; install it "
-            f"({cmds['debian']} | {cmds['homebrew']} | {cmds['conda']}) or set "
-            f"ENZYME_ARTIFACTS_LLVM_LIBRARY; `{PROG} status` lists every place that was tried"
-        )
-    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-    return text or type(e).__name__
-
-
 # ---------------------------------------------------------------------- output helpers
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str | Callable[[], str]) -> None:
     if args.json:
@@ -114,32 +105,15 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str | Callable[[
 
 
 def _llvm_dict(lib: Any) -> dict[str, Any]:
-    return {
-        "path": str(lib.path),
-        "major": lib.major,
-        "version": lib.version,
-        "cxx11_abi": lib.cxx11_abi,
-        "assertions": lib.assertions,
-        "soname": lib.soname,
-        "origin": lib.origin,
-    }
+    from .status import llvm_dict
 
-
-def _platform_dict(p: Any) -> dict[str, Any]:
-    return {
-        "platform": str(p),
-        "triplet": p.triplet,
-        "arch": p.arch,
-        "os": p.os,
-        "libc": p.libc,
-        "cxxstring_abi": p.cxxstring_abi,
-    }
+    return llvm_dict(lib)
 
 
 def _major(args: argparse.Namespace) -> int:
     if getattr(args, "llvm", None) is not None:
         return int(args.llvm)
-    from .resolver import default_llvm_major
+    from .selection import default_llvm_major
 
     return default_llvm_major()
 
@@ -148,6 +122,7 @@ def _major(args: argparse.Namespace) -> int:
 def cmd_platform(args: argparse.Namespace) -> int:
     from .llvm import search_libllvm
     from .platforms import host_platform
+    from .status import platform_dict
 
     base = host_platform()
     abi_from = None
@@ -160,156 +135,20 @@ def cmd_platform(args: argparse.Namespace) -> int:
     if found is not None:
         plat = host_platform(found.cxxstring_abi)
         abi_from = str(found.path)
-    data = _platform_dict(plat)
+    data = platform_dict(plat)
     data["cxxstring_abi_from"] = abi_from
     _emit(args, data, str(plat))
     return EXIT_OK
 
 
-def _env_in_effect() -> dict[str, str]:
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("ENZYME_ARTIFACTS_")}
-
-
-def _status_data(args: argparse.Namespace) -> dict[str, Any]:
-    from .cache import Cache
-    from .llvm import install_commands, search_libllvm
-    from .overrides import dev_root, load_overrides, overrides_path
-    from .platforms import host_platform
-    from .resolver import ENV_LIBRARY, ENV_LLVM_VERSION, resolve
-
-    data: dict[str, Any] = {"environment": _env_in_effect()}
-    next_steps: list[str] = []
-
-    # LLVM major
-    major: int | None = None
-    try:
-        if args.llvm is not None:
-            major, source = int(args.llvm), "--llvm"
-        elif os.environ.get(ENV_LLVM_VERSION):
-            major, source = _major(args), ENV_LLVM_VERSION
-        else:
-            major, source = _major(args), "highest major with a manifest entry and a libLLVM"
-        data["llvm_major"] = {"value": major, "source": source, "error": None}
-    except (errors.ArtifactError, ValueError) as e:
-        data["llvm_major"] = {"value": None, "source": None, "error": _one_line(e)}
-
-    # libLLVM
-    lib = None
-    if major is not None:
-        search = search_libllvm(major)
-        lib = search.found
-        data["libllvm"] = {
-            "found": lib is not None,
-            "library": _llvm_dict(lib) if lib is not None else None,
-            "attempts": [
-                {"origin": a.origin, "where": a.where, "path": a.path, "outcome": a.outcome}
-                for a in search.attempts
-            ],
-            "install": None if lib is not None else install_commands(major),
-        }
-        if lib is None:
-            cmds = install_commands(major)
-            next_steps.append(f"install a shared libLLVM {major}: {cmds['debian']} (Debian/Ubuntu), "
-                              f"{cmds['homebrew']} (macOS), {cmds['conda']} (conda)")
-    else:
-        data["libllvm"] = {"found": False, "library": None, "attempts": [], "install": None}
-
-    # platform
-    try:
-        plat = host_platform(lib.cxxstring_abi if lib is not None else None)
-        data["platform"] = _platform_dict(plat)
-    except errors.ArtifactError as e:
-        plat = None
-        data["platform"] = {"error": _one_line(e)}
-
-    # manifest and cache
-    cache = Cache()
-    installed_all = cache.installed()
-    data["cache"] = {
-        "root": str(cache.root),
-        "exists": cache.root.is_dir(),
-        "artifacts": [
-            {
-                "key": a.key,
-                "path": str(a.path),
-                "library": str(a.library),
-                "source": a.source,
-                "installed_at": a.installed_at,
-                "llvm_soname": a.llvm_soname,
-            }
-            for a in installed_all
-        ],
-    }
-    try:
-        from .manifest import load_manifest
-
-        manifest = load_manifest()
-        entries = manifest.for_platform(plat) if plat is not None else ()
-        rows = []
-        for ent in entries:
-            inst = cache.lookup(ent, llvm_soname=lib.soname if lib is not None else None)
-            rows.append({
-                "key": ent.key,
-                "enzyme_version": ent.enzyme_version,
-                "llvm_version": ent.llvm_version,
-                "capi": ent.capi,
-                "platform": str(ent.platform),
-                "lazy": ent.lazy,
-                "sources": [s.describe() for s in ent.sources],
-                "installed": inst is not None,
-                "path": str(inst.library) if inst is not None else None,
-            })
-        data["manifest"] = {"path": str(manifest.path), "entries": rows, "total_entries": len(manifest.entries),
-                            "error": None}
-        if not rows and plat is not None:
-            next_steps.append(f"the manifest has no Enzyme for {plat}: build Enzyme and run "
-                              f"`{PROG} dev PATH --llvm N`, or set {ENV_LIBRARY}")
-    except errors.ArtifactError as e:
-        data["manifest"] = {"path": None, "entries": [], "total_entries": 0, "error": _one_line(e)}
-        next_steps.append(f"fix the manifest: {_one_line(e)}")
-
-    # overrides
-    try:
-        ovs = load_overrides()
-        data["overrides"] = {
-            "file": str(overrides_path()),
-            "dev_dir": str(dev_root()),
-            "entries": [
-                {
-                    "llvm": o.llvm,
-                    "library": str(o.library),
-                    "kind": o.kind,
-                    "capi": o.capi,
-                    "exists": o.library.exists(),
-                    "resolves_to": os.path.realpath(o.library),
-                }
-                for o in ovs.values()
-            ],
-            "error": None,
-        }
-    except errors.ArtifactError as e:
-        data["overrides"] = {"file": str(overrides_path()), "dev_dir": str(dev_root()), "entries": [],
-                             "error": _one_line(e)}
-
-    # what would be loaded
-    would: dict[str, Any] = {"library": None, "origin": None, "capi": None, "llvm": None, "missing": None}
-    if major is not None and lib is not None:
-        try:
-            r = resolve(major, fetch=False)
-            would.update(library=str(r.library), origin=r.origin, capi=r.capi, llvm=str(r.llvm.path),
-                         enzyme_version=r.enzyme_version)
-        except errors.ArtifactNotFoundError as e:
-            would["missing"] = _one_line(e)
-            next_steps.append(f"download it: `{PROG} fetch --llvm {major}` (or let the first use fetch it)")
-        except (errors.ArtifactError, ValueError) as e:
-            would["missing"] = _one_line(e)
-            if isinstance(e, errors.InvalidOverrideError):
-                next_steps.append(f"fix the override or run `{PROG} undev --llvm {major}`")
-    else:
-        would["missing"] = "a shared libLLVM (see above)"
-    data["would_load"] = would
-    data["next_steps"] = next_steps
-    return data
+def _tried(rows: list[dict[str, Any]], *, fixes: bool, indent: str = "    ") -> list[str]:
+    out = []
+    for a in rows:
+        where = a["where"] + (f" -> {a['path']}" if a.get("path") and a["path"] != a["where"] else "")
+        out.append(f"{indent}[{a['origin']}] {where}: {a['outcome']}")
+        if fixes and a.get("fix") and not a.get("accepted"):
+            out.append(f"{indent}    fix: {a['fix']}")
+    return out
 
 
 def _status_text(d: dict[str, Any]) -> str:
@@ -325,12 +164,23 @@ def _status_text(d: dict[str, Any]) -> str:
         out.append(f"libLLVM:       {li['path']} (LLVM {li['version']}, found via {li['origin']}, "
                    f"{'cxx11' if li['cxx11_abi'] else 'cxx03'} string ABI, "
                    f"assertions {'on' if li['assertions'] else 'off'})")
+    elif lib["attempts"] is None:
+        out.append(f"libLLVM:       not searched: {lib['not_searched']}")
     else:
-        out.append("libLLVM:       NOT FOUND")
-    if lib["attempts"] and not lib["found"]:
+        out.append(f"libLLVM:       NOT FOUND (LLVM {', '.join(str(s['major']) for s in lib['searches'])})")
+    for s in lib["searches"]:
+        out.append(f"  tried for LLVM {s['major']}:")
+        out += _tried(s["attempts"], fixes=not s["found"])
+    p = d["plugin"]
+    if p["found"]:
+        out.append(f"LLVMEnzyme:    {p['library']} (from {p['origin']}, C API {p['capi']})")
+    elif p["would_fetch"]:
+        out.append("LLVMEnzyme:    not installed yet (the first use downloads it)")
+    else:
+        out.append("LLVMEnzyme:    NOT AVAILABLE" + (f": {p['error']}" if p["error"] else ""))
+    if p["attempts"]:
         out.append("  tried:")
-        out += [f"    [{a['origin']}] {a['where']}" + (f" -> {a['path']}" if a["path"] else "") + f": {a['outcome']}"
-                for a in lib["attempts"]]
+        out += _tried(p["attempts"], fixes=not p["found"])
     w = d["would_load"]
     if w["library"]:
         out.append(f"Would load:    {w['library']} (from {w['origin']}, C API {w['capi']})")
@@ -361,13 +211,19 @@ def _status_text(d: dict[str, Any]) -> str:
         out += [f"  - {s}" for s in d["next_steps"]]
     elif w["library"]:
         out.append("Ready:         nothing is missing")
+    if not d["ok"]:
+        out.append("Status:        NOT USABLE as it stands (see above)")
     return "\n".join(out)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data = _status_data(args)
-    _emit(args, data, lambda: _status_text(data))
-    return EXIT_OK
+    from .status import diagnose
+
+    diagnosis = diagnose(args.llvm)
+    _emit(args, diagnosis.data, lambda: _status_text(diagnosis.data))
+    if diagnosis.ok or diagnosis.error is None:
+        return EXIT_OK
+    return _exit_code(diagnosis.error)
 
 
 def cmd_which(args: argparse.Namespace) -> int:
@@ -389,19 +245,9 @@ def cmd_which(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .cache import Cache
-    from .llvm import find_libllvm
-    from .resolver import _manifest, host_platform_for
+    from .resolver import fetch
 
-    major = _major(args)
-    lib = find_libllvm(major)
-    entry = _manifest().select(host_platform_for(lib), major)
-    cache = Cache()
-    found = cache.lookup(entry, llvm_soname=lib.soname)
-    origin = "cache"
-    if found is None:
-        found = cache.install(entry, llvm_soname=lib.soname, progress=None)
-        origin = "fetched"
+    found, origin = fetch(args.llvm)
     data = {"path": str(found.library), "key": found.key, "origin": origin, "source": found.source,
             "artifact": str(found.path), "llvm_soname": found.llvm_soname}
     _emit(args, data, str(found.library))
@@ -409,59 +255,24 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .cache import Cache
-    from .llvm import find_libllvm
-    from .manifest import load_manifest
-    from .overrides import load_overrides, use_override
+    from .status import verify
 
-    cache = Cache()
-    rows: list[dict[str, Any]] = []
-    bad = False
-    manifest = None
-    for inst in cache.installed():
-        problems = cache.verify(inst)
-        row: dict[str, Any] = {"key": inst.key, "path": str(inst.path), "problems": problems, "fixed": False}
-        if problems and args.fix:
-            manifest = manifest or load_manifest()
-            entry = next((e for e in manifest.entries if e.key == inst.key), None)
-            if entry is None:
-                cache.remove(inst)
-                row["fixed"] = True
-                row["action"] = "removed (no longer in the manifest)"
-            else:
-                cache.remove(inst)
-                new = cache.install(entry, llvm_soname=inst.llvm_soname, progress=None)
-                left = cache.verify(new)
-                row["fixed"] = not left
-                row["action"] = "re-fetched"
-                row["path"] = str(new.path)
-                row["problems_after_fix"] = left
-        if problems and not row["fixed"]:
-            bad = True
-        rows.append(row)
-    ov_rows: list[dict[str, Any]] = []
-    for ov in load_overrides().values():
-        problem = None
-        try:
-            use_override(ov, find_libllvm(ov.llvm))
-        except (errors.ArtifactError, ValueError) as e:
-            problem = _one_line(e)
-            bad = True
-        ov_rows.append({"llvm": ov.llvm, "library": str(ov.library), "problem": problem})
-    data = {"ok": not bad, "artifacts": rows, "overrides": ov_rows, "cache": str(cache.root)}
+    report = verify(fix=args.fix)
+    data = report.data
+    bad = not report.ok
 
     def text() -> str:
         lines = []
-        if not rows:
-            lines.append(f"no artifacts installed in {cache.root}")
-        for r in rows:
+        if not data["artifacts"]:
+            lines.append(f"no artifacts installed in {data['cache']}")
+        for r in data["artifacts"]:
             if not r["problems"]:
                 lines.append(f"ok      {r['key']}  {r['path']}")
             else:
                 state = "FIXED" if r["fixed"] else "BROKEN"
                 lines.append(f"{state:<7} {r['key']}  {r['path']}")
                 lines += [f"          {p}" for p in r["problems"]]
-        for o in ov_rows:
+        for o in data["overrides"]:
             lines.append(f"{'ok' if o['problem'] is None else 'BROKEN':<7} override LLVM {o['llvm']}  {o['library']}"
                          + (f"\n          {o['problem']}" if o["problem"] else ""))
         if bad and not args.fix:
@@ -473,7 +284,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from .overrides import dev
+    from .develop import dev
 
     ov = dev(args.llvm, args.path, capi=args.capi)
     data = {"llvm": ov.llvm, "library": str(ov.library), "path": str(ov.library), "kind": ov.kind,
@@ -496,7 +307,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_undev(args: argparse.Namespace) -> int:
-    from .overrides import undev
+    from .develop import undev
 
     old = undev(args.llvm)
     data = {"removed": old is not None, "llvm": old.llvm if old else args.llvm,
@@ -522,6 +333,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _version() -> str:
+    from ._version import DISTRIBUTION, distribution_version
+
+    return f"{distribution_version()} ({DISTRIBUTION})"
+
+
 def _major_arg(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not an LLVM major version such as 15")
@@ -541,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Find, fetch, verify and override LLVMEnzyme binaries.",
                      parents=[top])
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, *parents: argparse.ArgumentParser
@@ -590,7 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as e:
         code, message, kind = EXIT_USAGE, str(e), "UsageError"
     except (errors.ArtifactError, ValueError, OSError, KeyError) as e:
-        code, message, kind = _exit_code(e), _one_line(e), type(e).__name__
+        from .status import summary
+
+        code, message, kind = _exit_code(e), summary(e), type(e).__name__
     if want_json:
         json.dump({"error": {"type": kind, "message": message, "exit_code": code}}, sys.stdout, indent=2)
         sys.stdout.write("\n")

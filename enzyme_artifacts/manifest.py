@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
+from . import _env
 from .errors import DownloadError, ManifestError, UnsupportedPlatformError
 from .platforms import ARCHES, CXXSTRING_ABIS, LIBCS, OSES, Platform
 
@@ -231,15 +232,15 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
     Results are cached per (path, mtime, size).  Raises :class:`ManifestError` for a
     missing, unreadable or malformed file.
     """
+    env = _env.path(MANIFEST_ENV) if path is None else None
     if path is None:
-        env = os.environ.get(MANIFEST_ENV)
-        p = Path(env).expanduser() if env else bundled_manifest_path()
+        p = env or bundled_manifest_path()
     else:
         p = Path(path)
     try:
         st = p.stat()
     except OSError as e:
-        where = f" (from {MANIFEST_ENV})" if path is None and os.environ.get(MANIFEST_ENV) else ""
+        where = f" (from {MANIFEST_ENV})" if env is not None else ""
         raise ManifestError(
             f"cannot read manifest {p}{where}: {e.strerror or e}; "
             f"point {MANIFEST_ENV} at an existing Artifacts.toml or unset it"

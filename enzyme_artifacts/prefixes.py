@@ -12,9 +12,12 @@ path (a cache hit) never scans the installed distributions.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .manifest import ArtifactEntry
+if TYPE_CHECKING:
+    from .manifest import ArtifactEntry
 
 __all__ = ["ENTRY_POINT_GROUP", "find_installed"]
 
@@ -25,12 +28,12 @@ def find_installed(entry: ArtifactEntry, llvm_soname: str | None) -> Path | None
     """The library of an installed package that provides ``entry``, or ``None``.
 
     A candidate is skipped when its entry point does not load, when the library is
-    missing, or when its ``DT_NEEDED`` names a libLLVM other than ``llvm_soname`` (the
+    missing or resolves (through links) outside the prefix, or when its ``DT_NEEDED`` names a libLLVM other than ``llvm_soname`` (the
     host's), since the dynamic loader could not bind it here.
     """
     from importlib.metadata import entry_points
 
-    from ._elf import NotElfError, read_needed
+    from .elf import NotElfError, read_needed
 
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=entry.key):
         try:
@@ -43,6 +46,12 @@ def find_installed(entry: ArtifactEntry, llvm_soname: str | None) -> Path | None
             continue
         library = prefix / entry.library_relpath
         if not library.is_file():
+            continue
+        if not Path(os.path.realpath(library)).is_relative_to(os.path.realpath(prefix)):
+            logging.getLogger(__name__).warning(
+                "ignoring the %s entry point %r: its %s resolves outside its prefix %s",
+                ENTRY_POINT_GROUP, ep.value, entry.library_relpath, prefix,
+            )
             continue
         if llvm_soname is not None:
             try:

@@ -2,77 +2,73 @@
 
 :func:`resolve` is the one question the frontend asks.  The answer, in this order:
 
-1. ``ENZYME_ARTIFACTS_LIBRARY=/path/LLVMEnzyme-N.so`` -- a per-process override, used as
-   is after cheap checks (it exists; its ``DT_NEEDED`` names no libLLVM of another major).
-   Its LLVM major is the ``llvm`` argument, else ``ENZYME_ARTIFACTS_LLVM_VERSION``, else
-   the ``N`` in its file name, else the major of the libLLVM its ``DT_NEEDED`` names;
+1. ``ENZYME_ARTIFACTS_LIBRARY=/path/LLVMEnzyme-N.so`` -- a per-process override.  Its LLVM
+   major is the ``llvm`` argument, else ``ENZYME_ARTIFACTS_LLVM_VERSION``, else the ``N``
+   in its file name, else the major of the libLLVM its ``DT_NEEDED`` names.  It is
+   validated exactly as ``enzyme-artifacts dev PATH`` validates a build -- cheap checks,
+   then a child process that loads it and calls its C API
+   (:func:`enzyme_artifacts.plugin.validate_plugin`, remembered by path, size and mtime)
+   -- before anything loads it here;
 2. an entry of ``Overrides.toml`` for that major (``enzyme-artifacts dev``), validated
-   again when its file changed since it was last validated (see :mod:`.overrides`);
-3. the installed artifact for this platform and major (:class:`~.cache.Cache.lookup`,
+   again when its file changed since it was last validated (:mod:`.develop`);
+3. the installed artifact for this platform and major (:meth:`.cache.Cache.lookup`,
    no lock, no hashing);
 4. an artifact installed as a Python package (a ``py3-none-<platform>`` wheel announcing
    it in the entry point group ``enzyme_artifacts.prefixes``, see :mod:`.prefixes`);
-5. a fetch (:meth:`~.cache.Cache.install`), unless ``fetch=False`` or
+5. a fetch (:meth:`.cache.Cache.install`), unless ``fetch=False`` or
    ``ENZYME_ARTIFACTS_OFFLINE=1``.
 
-The host platform's C++ string ABI is taken from the libLLVM found, so a cxx03 LLVM
-never gets a cxx11 plugin.  The libLLVM's soname is passed to the cache, which binds
-the plugin's ``DT_NEEDED`` to it.
-
-C-API profile (``Resolved.capi``): ``ENZYME_ARTIFACTS_CAPI`` when set (it must name a
-profile of :mod:`enzyme_artifacts.capi`), else the ``capi`` of the manifest entry for
-this platform and major, else, for a library that has no entry (an env override on a
-platform the manifest does not cover), the newest profile this package knows.
-
-``llvm=None`` means: ``ENZYME_ARTIFACTS_LLVM_VERSION``; else the major of
-``ENZYME_ARTIFACTS_LIBRARY`` when set; else the highest major that has both a manifest
-entry (or an override) for this platform and a findable libLLVM.
-
-Environment variables: ``ENZYME_ARTIFACTS_LIBRARY``, ``ENZYME_ARTIFACTS_LLVM_VERSION``,
-``ENZYME_ARTIFACTS_CAPI``, ``ENZYME_ARTIFACTS_OFFLINE``, plus those of
-:mod:`.llvm`, :mod:`.overrides`, :mod:`.manifest` and :mod:`.cache`.
+The LLVM major and the C-API profile are chosen by :mod:`.selection`; the libLLVM's
+soname is passed to the cache, which binds the plugin's ``DT_NEEDED`` to it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .download import OFFLINE_ENV as ENV_OFFLINE
+from .download import is_offline
 from .errors import (
     ArtifactNotFoundError,
     InvalidOverrideError,
-    LLVMNotFoundError,
     OfflineError,
     UnsupportedPlatformError,
 )
+from .selection import CAPI_ENV as ENV_CAPI
+from .selection import LIBRARY_ENV as ENV_LIBRARY
+from .selection import LLVM_VERSION_ENV as ENV_LLVM_VERSION
+from .selection import (
+    check_major,
+    choose_capi,
+    default_llvm_major,
+    entry_or_none,
+    env_library,
+    env_major,
+    host_platform_for,
+    manifest,
+)
 
 if TYPE_CHECKING:
+    from .cache import InstalledArtifact
     from .llvm import LLVMLibrary
-    from .manifest import ArtifactEntry, Manifest
-    from .platforms import Platform
+    from .manifest import ArtifactEntry
 
 __all__ = [
     "ENV_CAPI",
     "ENV_LIBRARY",
     "ENV_LLVM_VERSION",
     "ENV_OFFLINE",
+    "Explanation",
     "Resolved",
-    "choose_capi",
-    "default_llvm_major",
-    "host_platform_for",
+    "Step",
+    "explain",
+    "fetch",
     "locate",
     "offline",
     "resolve",
 ]
-
-ENV_LIBRARY = "ENZYME_ARTIFACTS_LIBRARY"
-ENV_LLVM_VERSION = "ENZYME_ARTIFACTS_LLVM_VERSION"
-ENV_CAPI = "ENZYME_ARTIFACTS_CAPI"
-ENV_OFFLINE = "ENZYME_ARTIFACTS_OFFLINE"
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +77,11 @@ class Resolved:
 
     Invariants: ``library`` exists; ``llvm.major`` is the LLVM major the library was
     built for (as far as its name and ``DT_NEEDED`` tell); ``capi`` is a profile known
-    to :mod:`enzyme_artifacts.capi`.  ``origin`` is ``"env"``, ``"override"``,
-    ``"cache"``, ``"package"`` or ``"fetched"``; ``entry`` is the manifest entry behind the library
-    (``None`` for an env override or a local build with no entry).
+    to :mod:`enzyme_artifacts.capi`; a library from ``ENZYME_ARTIFACTS_LIBRARY`` or an
+    override passed the child-process check for that libLLVM and profile.  ``origin`` is
+    ``"env"``, ``"override"``, ``"cache"``, ``"package"`` or ``"fetched"``; ``entry`` is
+    the manifest entry behind the library (``None`` for an env override or a local build
+    with no entry).
     """
 
     library: Path
@@ -99,158 +97,188 @@ def offline() -> bool:
 
     Raises :class:`ValueError` naming the variable for a value that is not a boolean.
     """
-    from .download import is_offline
-
     return is_offline()
 
 
-def _env_major() -> int | None:
-    value = os.environ.get(ENV_LLVM_VERSION, "").strip()
-    if not value:
-        return None
-    if not re.fullmatch(r"[1-9][0-9]*", value):
-        raise ValueError(f"{ENV_LLVM_VERSION}={value!r} is not an LLVM major version such as 15")
-    return int(value)
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One place :func:`resolve` looked for the library, and what it found there.
+
+    ``origin`` is ``"env"``, ``"override"``, ``"cache"``, ``"package"`` or ``"fetch"``;
+    ``fix`` is the command (or setting) that would make this place give a library, when
+    it gave none.
+    """
+
+    origin: str
+    where: str
+    outcome: str
+    accepted: bool = False
+    fix: str | None = None
 
 
-def _check_major(llvm: int) -> int:
-    if isinstance(llvm, bool) or not isinstance(llvm, int) or llvm <= 0:
-        raise ValueError(f"llvm must be a positive LLVM major version such as 15, not {llvm!r}")
-    return llvm
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """What :func:`resolve` would do, without downloading: the answer (or the error that
+    stops it) and every step.  ``would_fetch`` means only a download is missing, which
+    the first use (or ``enzyme-artifacts fetch``) makes."""
+
+    resolved: Resolved | None
+    steps: tuple[Step, ...]
+    error: Exception | None
+    would_fetch: bool = False
 
 
-def choose_capi(entry: ArtifactEntry | None, recorded: str | None = None) -> str:
-    """The C-API profile to bind: ``ENZYME_ARTIFACTS_CAPI``, else ``recorded`` (an
-    override's own ``capi``), else the entry's, else the newest known profile."""
-    from . import capi
-
-    value = os.environ.get(ENV_CAPI, "").strip()
-    if value:
-        if value not in capi.PROFILES:
-            raise InvalidOverrideError(
-                f"{ENV_CAPI}={value!r} names no known Enzyme C-API profile "
-                f"(known: {', '.join(capi.known_profiles())}); unset it or pick one of those"
-            )
-        return value
-    if recorded:
-        return recorded
-    if entry is not None:
-        return entry.capi
-    return newest_profile()
-
-
-def newest_profile() -> str:
-    """The newest C-API profile known to :mod:`enzyme_artifacts.capi` (by version order)."""
-    from packaging.version import InvalidVersion, Version
-
-    from . import capi
-
-    def key(p: str) -> tuple[int, object]:
-        try:
-            return (1, Version(p.lstrip("v")))
-        except InvalidVersion:
-            return (0, p)
-
-    return max(capi.known_profiles(), key=key)
-
-
-def host_platform_for(llvm: LLVMLibrary | None) -> Platform:
-    """The host platform with the C++ string ABI of ``llvm`` (unknown when ``None``)."""
-    from .platforms import host_platform
-
-    return host_platform(llvm.cxxstring_abi if llvm is not None else None)
-
-
-def _manifest() -> Manifest:
-    from .manifest import load_manifest
-
-    return load_manifest()
-
-
-def _entry_or_none(platform: Platform, llvm: int) -> ArtifactEntry | None:
-    try:
-        return _manifest().select(platform, llvm)
-    except UnsupportedPlatformError:
-        return None
-
-
-def default_llvm_major() -> int:
-    """The LLVM major used when a caller passes none (see the module docstring)."""
-    env = _env_major()
-    if env is not None:
-        return env
-    lib = os.environ.get(ENV_LIBRARY)
-    if lib:
-        from .overrides import plugin_llvm_major
-
-        major, _ = plugin_llvm_major(Path(lib))
-        if major is not None:
-            return major
-    from .llvm import search_libllvm
-    from .overrides import load_overrides
-    from .platforms import host_platform
-
-    majors = {e.llvm_version for e in _manifest().for_platform(host_platform())}
-    majors |= set(load_overrides())
-    if not majors:
-        raise UnsupportedPlatformError(
-            f"the manifest {_manifest().path} has no entry for {host_platform()} and no override "
-            f"is set; build Enzyme locally and set {ENV_LIBRARY} or run `enzyme-artifacts dev PATH --llvm N`"
-        )
-    searches = [search_libllvm(m) for m in sorted(majors, reverse=True)]
-    for s in searches:
-        if s.found is not None:
-            return s.major
-    if len(searches) == 1:
-        raise searches[0].error()
-    raise LLVMNotFoundError(
-        "no shared libLLVM of any LLVM major with an Enzyme for this platform "
-        f"({', '.join(str(s.major) for s in searches)}) was found.\n\n"
-        + "\n\n".join(str(s.error()) for s in searches)
-    )
-
-
-# (path, size, mtime_ns, major) of ENZYME_ARTIFACTS_LIBRARY files that passed check_needed
-_CHECKED_ENV: set[tuple[str, int, int, int]] = set()
-
-
-def _env_override(path_text: str, llvm: int | None) -> Resolved:
+def _env_override(path_text: str, llvm: int | None, steps: list[Step] | None) -> Resolved:
     from .llvm import find_libllvm
-    from .overrides import check_needed, plugin_llvm_major
+    from .plugin import plugin_llvm_major, validate_plugin
 
+    where = f"{ENV_LIBRARY}={path_text}"
+    unset = f"unset {ENV_LIBRARY}, or point it at a working LLVMEnzyme-N library"
     path = Path(path_text).expanduser()
     if not path.is_file():
+        if steps is not None:
+            steps.append(Step("env", where, "no such file", fix=unset))
         raise InvalidOverrideError(
             f"{ENV_LIBRARY}={path_text} does not exist or is not a file; "
             f"point it at an LLVMEnzyme-N shared library or unset it"
         )
     if llvm is None:
-        llvm = _env_major()
+        llvm = env_major()
     if llvm is None:
         llvm, _ = plugin_llvm_major(path)
     if llvm is None:
+        if steps is not None:
+            steps.append(Step("env", where, "its LLVM major cannot be told", fix=f"set {ENV_LLVM_VERSION}=N"))
         raise InvalidOverrideError(
             f"cannot tell which LLVM major {path} (from {ENV_LIBRARY}) was built for: its name "
             f"has no LLVMEnzyme-N and its DT_NEEDED names no libLLVM; set {ENV_LLVM_VERSION}=N "
             "or pass llvm=N"
         )
-    try:
-        st = path.stat()
-        memo = (str(path), st.st_size, st.st_mtime_ns, llvm)
-    except OSError:
-        memo = None
-    if memo is None or memo not in _CHECKED_ENV:
-        check_needed(path, llvm, what=f"{ENV_LIBRARY}={path}", remedy=f"unset {ENV_LIBRARY}")
-        if memo is not None:
-            _CHECKED_ENV.add(memo)
     llvm_lib = find_libllvm(llvm)
-    entry = _entry_or_none(host_platform_for(llvm_lib), llvm)
+    entry = entry_or_none(host_platform_for(llvm_lib), llvm)
+    capi = choose_capi(entry)
+    try:
+        validate_plugin(path, llvm_lib, capi, what=f"{ENV_LIBRARY}={path}", remedy=f"fix it or unset {ENV_LIBRARY}")
+    except InvalidOverrideError as e:
+        if steps is not None:
+            steps.append(Step("env", where, f"refused: {e}", fix=unset))
+        raise
+    if steps is not None:
+        steps.append(Step("env", where, f"accepted (checked in a child process, C API {capi})", accepted=True))
+    return Resolved(library=path, llvm=llvm_lib, capi=capi, enzyme_version=None, origin="env", entry=entry)
+
+
+def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[Step] | None) -> Resolved:
+    if llvm is not None:
+        check_major(llvm)
+    env_lib = env_library()
+    if env_lib:
+        return _env_override(env_lib, llvm, steps)
+    if steps is not None:
+        steps.append(Step("env", ENV_LIBRARY, "not set"))
+
+    from .develop import use_override
+    from .llvm import find_libllvm
+    from .overrides import get_override
+    from .paths import overrides_path
+
+    major = llvm if llvm is not None else default_llvm_major()
+    llvm_lib = find_libllvm(major)
+    platform = host_platform_for(llvm_lib)
+
+    where = f"{overrides_path()} [LLVMEnzyme.{major}]" if steps is not None else ""
+    override = get_override(major)
+    if override is not None:
+        entry = entry_or_none(platform, major)
+        capi = choose_capi(entry, recorded=override.capi)
+        try:
+            library = use_override(override, llvm_lib, capi)
+        except InvalidOverrideError as e:
+            if steps is not None:
+                steps.append(Step("override", where, f"refused: {e}",
+                                  fix=f"fix {override.library} or run `enzyme-artifacts undev --llvm {major}`"))
+            raise
+        if steps is not None:
+            steps.append(Step("override", where, f"accepted: {library}", accepted=True))
+        return Resolved(
+            library=library,
+            llvm=llvm_lib,
+            capi=capi,
+            enzyme_version=override.enzyme_version,
+            origin="override",
+            entry=entry,
+        )
+    if steps is not None:
+        steps.append(Step("override", where, "none"))
+
+    from .cache import Cache
+
+    current = manifest()
+    try:
+        entry = current.select(platform, major)
+    except UnsupportedPlatformError:
+        if steps is not None:
+            steps.append(Step("cache", f"the manifest {current.path}", f"has no entry for {platform} and LLVM {major}",
+                              fix=f"build Enzyme for LLVM {major} and run `enzyme-artifacts dev PATH --llvm {major}`"))
+        raise
+    cache = Cache()
+    installed = cache.lookup(entry, llvm_soname=llvm_lib.soname)
+    origin = "cache"
+    if installed is None:
+        if steps is not None:
+            steps.append(Step("cache", f"{cache.root} ({entry.key})", "not installed"))
+        from .prefixes import ENTRY_POINT_GROUP, find_installed
+
+        packaged = find_installed(entry, llvm_lib.soname)
+        if packaged is not None:
+            if steps is not None:
+                steps.append(Step("package", f"entry point group {ENTRY_POINT_GROUP}", f"accepted: {packaged}",
+                                  accepted=True))
+            return Resolved(
+                library=packaged,
+                llvm=llvm_lib,
+                capi=choose_capi(entry),
+                enzyme_version=entry.enzyme_version,
+                origin="package",
+                entry=entry,
+            )
+        if steps is not None:
+            steps.append(Step("package", f"entry point group {ENTRY_POINT_GROUP}", f"no package provides {entry.key}"))
+        sources = "; ".join(s.describe() for s in entry.sources) if steps is not None else ""
+        if offline():
+            if steps is not None:
+                steps.append(Step("fetch", sources, f"not allowed: {ENV_OFFLINE} is set",
+                                  fix=f"unset {ENV_OFFLINE} and run `enzyme-artifacts fetch --llvm {major}`"))
+            raise OfflineError(
+                f"{entry.key} is not in the cache {cache.root} and {ENV_OFFLINE} forbids fetching it; "
+                f"unset {ENV_OFFLINE} (or run `enzyme-artifacts fetch --llvm {major}` while online)"
+            )
+        if not fetch:
+            if steps is not None:
+                steps.append(Step("fetch", sources, "not done here; the first use downloads it",
+                                  fix=f"enzyme-artifacts fetch --llvm {major}"))
+            raise ArtifactNotFoundError(
+                f"{entry.key} is not installed in {cache.root}; run `enzyme-artifacts fetch --llvm {major}` "
+                "or call locate() with fetch=True"
+            )
+        try:
+            installed = cache.install(entry, llvm_soname=llvm_lib.soname, progress=progress)
+        except Exception as e:
+            if steps is not None:
+                steps.append(Step("fetch", sources, f"failed: {e}", fix=f"enzyme-artifacts fetch --llvm {major}"))
+            raise
+        if steps is not None:
+            steps.append(Step("fetch", sources, f"installed: {installed.library}", accepted=True))
+        origin = "fetched"
+    else:
+        if steps is not None:
+            steps.append(Step("cache", f"{cache.root} ({entry.key})", f"installed: {installed.library}", accepted=True))
     return Resolved(
-        library=path,
+        library=installed.library,
         llvm=llvm_lib,
         capi=choose_capi(entry),
-        enzyme_version=None,
-        origin="env",
+        enzyme_version=entry.enzyme_version,
+        origin=origin,
         entry=entry,
     )
 
@@ -260,78 +288,53 @@ def resolve(llvm: int | None = None, *, fetch: bool = True, progress: bool | Non
 
     Raises :class:`~.errors.LLVMNotFoundError` (no libLLVM-N),
     :class:`~.errors.UnsupportedPlatformError` (no manifest entry),
-    :class:`~.errors.InvalidOverrideError` (an override failed validation),
+    :class:`~.errors.InvalidOverrideError` (an override failed validation; a
+    :class:`~.errors.PluginValidationError` when the child-process check refused it),
     :class:`~.errors.OfflineError` (offline and not installed),
     :class:`~.errors.ArtifactNotFoundError` (``fetch=False`` and not installed),
     :class:`~.errors.DownloadError` (every source failed).  ``progress`` controls the
     progress bar of a fetch (``None``: ``ENZYME_ARTIFACTS_PROGRESS``, else on a terminal).
     """
+    return _resolve(llvm, fetch, progress, None)
+
+
+def explain(llvm: int | None = None) -> Explanation:
+    """What :func:`resolve` would answer, step by step, without downloading anything.
+
+    Errors are returned, not raised (``error``), except a :class:`ValueError` for a bad
+    ``llvm`` argument.
+    """
+    from .errors import ArtifactError
+
     if llvm is not None:
-        _check_major(llvm)
-    env_lib = os.environ.get(ENV_LIBRARY)
-    if env_lib:
-        return _env_override(env_lib, llvm)
+        check_major(llvm)
+    steps: list[Step] = []
+    try:
+        resolved = _resolve(llvm, False, False, steps)
+    except OfflineError as e:
+        return Explanation(None, tuple(steps), e)
+    except ArtifactNotFoundError as e:
+        return Explanation(None, tuple(steps), e, would_fetch=True)
+    except (ArtifactError, ValueError) as e:
+        return Explanation(None, tuple(steps), e)
+    return Explanation(resolved, tuple(steps), None)
 
-    from .llvm import find_libllvm
-    from .overrides import get_override, use_override
 
-    major = llvm if llvm is not None else default_llvm_major()
-    llvm_lib = find_libllvm(major)
-    platform = host_platform_for(llvm_lib)
-
-    override = get_override(major)
-    if override is not None:
-        entry = _entry_or_none(platform, major)
-        capi = choose_capi(entry, recorded=override.capi)
-        library = use_override(override, llvm_lib, capi)
-        return Resolved(
-            library=library,
-            llvm=llvm_lib,
-            capi=capi,
-            enzyme_version=override.enzyme_version,
-            origin="override",
-            entry=entry,
-        )
-
+def fetch(llvm: int | None = None, *, progress: bool | None = None) -> tuple[InstalledArtifact, str]:
+    """Make the published artifact for LLVM major ``llvm`` (default: as :func:`resolve`
+    chooses) present in the cache, whatever overrides say; return it and ``"cache"`` or
+    ``"fetched"`` (``enzyme-artifacts fetch``)."""
     from .cache import Cache
+    from .llvm import find_libllvm
 
-    entry = _manifest().select(platform, major)
+    major = check_major(llvm) if llvm is not None else default_llvm_major()
+    lib = find_libllvm(major)
+    entry = manifest().select(host_platform_for(lib), major)
     cache = Cache()
-    installed = cache.lookup(entry, llvm_soname=llvm_lib.soname)
-    origin = "cache"
-    if installed is None:
-        from .prefixes import find_installed
-
-        packaged = find_installed(entry, llvm_lib.soname)
-        if packaged is not None:
-            return Resolved(
-                library=packaged,
-                llvm=llvm_lib,
-                capi=choose_capi(entry),
-                enzyme_version=entry.enzyme_version,
-                origin="package",
-                entry=entry,
-            )
-        if offline():
-            raise OfflineError(
-                f"{entry.key} is not in the cache {cache.root} and {ENV_OFFLINE} forbids fetching it; "
-                f"unset {ENV_OFFLINE} (or run `enzyme-artifacts fetch --llvm {major}` while online)"
-            )
-        if not fetch:
-            raise ArtifactNotFoundError(
-                f"{entry.key} is not installed in {cache.root}; run `enzyme-artifacts fetch --llvm {major}` "
-                "or call locate() with fetch=True"
-            )
-        installed = cache.install(entry, llvm_soname=llvm_lib.soname, progress=progress)
-        origin = "fetched"
-    return Resolved(
-        library=installed.library,
-        llvm=llvm_lib,
-        capi=choose_capi(entry),
-        enzyme_version=entry.enzyme_version,
-        origin=origin,
-        entry=entry,
-    )
+    found = cache.lookup(entry, llvm_soname=lib.soname)
+    if found is not None:
+        return found, "cache"
+    return cache.install(entry, llvm_soname=lib.soname, progress=progress), "fetched"
 
 
 def locate(llvm: int | None = None, *, fetch: bool = True) -> Path:

@@ -20,9 +20,9 @@ the search reads (``ENZYME_ARTIFACTS_LLVM_LIBRARY``, ``PATH``, ``CONDA_PREFIX``,
 from __future__ import annotations
 
 import functools
-import os
 import sys
 
+from .. import _env
 from .api import (
     ENV_LLVM_LIBRARY,
     Attempt,
@@ -81,7 +81,7 @@ def search_libllvm(major: int) -> LLVMSearch:
     """
     if isinstance(major, bool) or not isinstance(major, int) or major <= 0:
         raise ValueError(f"an LLVM major version is a positive integer, not {major!r}")
-    return _search(major, tuple(os.environ.get(k) for k in _ENV_KEYS))
+    return _search(major, tuple(_env.text(k) for k in _ENV_KEYS))
 
 
 def find_libllvm(major: int) -> LLVMLibrary:

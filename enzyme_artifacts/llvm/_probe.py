@@ -104,11 +104,11 @@ def _major_from_folders(path: Path) -> int | None:
 
 
 def _soname(path: Path) -> str | None:
-    from .. import _elf
+    from ..elf import NotElfError, read_soname
 
     try:
-        return _elf.read_soname(path)
-    except (_elf.NotElfError, OSError):
+        return read_soname(path)
+    except (NotElfError, OSError):
         return None
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _env
 from ..errors import LLVMNotFoundError
 from . import _probe
 
@@ -87,13 +88,16 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One candidate and what became of it (``accepted`` or the rejection reason)."""
+    """One candidate and what became of it (``accepted`` or the rejection reason), and
+    ``fix``: what would make this place hold a usable libLLVM (``None`` when accepted, or
+    when nothing can be installed there, such as this process's own libraries)."""
 
     origin: str
     where: str
     path: str | None
     outcome: str
     accepted: bool = False
+    fix: str | None = None
 
     def describe(self) -> str:
         target = f"{self.where}" + (f" -> {self.path}" if self.path and self.path != self.where else "")
@@ -115,10 +119,7 @@ class LLVMSearch:
             lines.append("Tried:")
             lines += [f"  {a.describe()}" for a in self.attempts]
         lines.append(install_hint(self.major))
-        error = LLVMNotFoundError("\n".join(lines))
-        error.major = self.major  # type: ignore[attr-defined]
-        error.attempts = self.attempts  # type: ignore[attr-defined]
-        return error
+        return LLVMNotFoundError("\n".join(lines), major=self.major, attempts=self.attempts)
 
 
 def install_hint(major: int) -> str:
@@ -193,7 +194,7 @@ class LLVMFinder(abc.ABC):
             yield Candidate("loader", self.loader_label, skip=f"knows no {label}")
 
     def env_candidates(self, major: int) -> Iterator[Candidate]:
-        value = os.environ.get(ENV_LLVM_LIBRARY)
+        value = _env.text(ENV_LLVM_LIBRARY)
         if not value:
             yield Candidate("env", ENV_LLVM_LIBRARY, skip="not set")
             return
@@ -251,7 +252,7 @@ class LLVMFinder(abc.ABC):
             yield Candidate(origin, str(folder), skip=f"no libLLVM-{major} shared library in it")
 
     def conda_candidates(self, major: int) -> Iterator[Candidate]:
-        prefix = os.environ.get("CONDA_PREFIX")
+        prefix = _env.text("CONDA_PREFIX")
         if not prefix:
             yield Candidate("conda", "$CONDA_PREFIX", skip="no conda environment is active")
             return
@@ -261,7 +262,7 @@ class LLVMFinder(abc.ABC):
 
     def homebrew_candidates(self, major: int) -> Iterator[Candidate]:
         prefixes: list[str] = []
-        for p in (os.environ.get("HOMEBREW_PREFIX"), *self.homebrew_prefixes):
+        for p in (_env.text("HOMEBREW_PREFIX"), *self.homebrew_prefixes):
             if p and p not in prefixes:
                 prefixes.append(p)
         present = [p for p in prefixes if Path(p).is_dir()]
@@ -293,13 +294,27 @@ class LLVMFinder(abc.ABC):
         yield from named + plain
 
     # ----------------------------------------------------------------- the search loop
+    def fix_for(self, origin: str, major: int) -> str | None:
+        """What would put a usable libLLVM-N where ``origin`` looks (for diagnostics)."""
+        cmds = install_commands(major)
+        label = self.library_label.format(major=major)
+        return {
+            "env": f"export {ENV_LLVM_LIBRARY}=/path/to/{label}",
+            "llvm-config": f"{cmds['debian']} llvm-{major} (puts llvm-config-{major} on PATH)",
+            "conda": f"{cmds['conda']} (in an active conda environment)",
+            "homebrew": cmds["homebrew"],
+            "system": cmds["debian"],
+            "loader": cmds["debian"],
+        }.get(origin)
+
     def search(self, major: int) -> LLVMSearch:
         """Try every candidate in order; never raises for a bad candidate."""
         attempts: list[Attempt] = []
         seen: set[str] = set()
         for cand in self.candidates(major):
             if cand.path is None:
-                attempts.append(Attempt(cand.origin, cand.where, None, cand.skip or "nothing there"))
+                attempts.append(Attempt(cand.origin, cand.where, None, cand.skip or "nothing there",
+                                        fix=self.fix_for(cand.origin, major)))
                 continue
             real = os.path.realpath(cand.path)
             if real in seen:
@@ -308,7 +323,8 @@ class LLVMFinder(abc.ABC):
             try:
                 lib = self.validate(cand, major)
             except _probe.Rejected as r:
-                attempts.append(Attempt(cand.origin, cand.where, str(cand.path), f"rejected: {r}"))
+                attempts.append(Attempt(cand.origin, cand.where, str(cand.path), f"rejected: {r}",
+                                        fix=self.fix_for(cand.origin, major)))
                 continue
             attempts.append(Attempt(cand.origin, cand.where, str(cand.path), "accepted", accepted=True))
             return LLVMSearch(major, lib, tuple(attempts))

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enzyme_artifacts._elf import NotElfError, read_soname
+from enzyme_artifacts.elf import NotElfError, read_soname
 
 from .. import config
 from .._native.library import native

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from enzyme_artifacts import _elf
-from enzyme_artifacts._elf import (
+from enzyme_artifacts import elf as _elf
+from enzyme_artifacts.elf import (
     ElfRewriteError,
     NotElfError,
     read_needed,
@@ -67,3 +67,23 @@ def test_unknown_entry_and_non_elf(tmp_path: Path, shared_lib_pair: Callable[[st
     truncated.write_bytes(plugin.read_bytes()[:200])
     with pytest.raises(NotElfError):
         read_needed(truncated)
+
+
+def test_a_rewrite_never_follows_a_link(shared_lib_pair: Callable[[str], Path], tmp_path: Path) -> None:
+    plugin = shared_lib_pair("libdemo-LLVM-15-a95c9aa1.so.1")
+    before = plugin.read_bytes()
+    link = tmp_path / "inside" / "LLVMEnzyme-15.so"
+    link.parent.mkdir()
+    link.symlink_to(plugin)
+    with pytest.raises(ElfRewriteError, match="is a symbolic link .*never follows a link"):
+        replace_needed(link, {"libdemo-LLVM-15-a95c9aa1.so.1": "libdemo.so.1"})
+    assert plugin.read_bytes() == before
+    # reading through a link is fine
+    assert read_needed(link)[0] == "libdemo-LLVM-15-a95c9aa1.so.1"
+
+
+def test_the_elf_module_is_public() -> None:
+    from enzyme_artifacts import elf
+
+    assert elf.NotElfError.__module__ == "enzyme_artifacts.errors"
+    assert {"read_needed", "read_soname", "replace_needed", "is_elf"} <= set(elf.__all__)

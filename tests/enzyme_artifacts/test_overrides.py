@@ -14,9 +14,12 @@ import pytest
 from enzyme_artifacts import InvalidOverrideError, OfflineError, dev, resolve, undev
 from enzyme_artifacts.llvm import find_libllvm
 
-from .conftest import Dirs, RealArtifact, TarballArtifact, compile_shared, patchelf
+from ._support import compile_shared, patchelf
+from .conftest import Dirs, RealArtifact, TarballArtifact
 
 overrides = importlib.import_module("enzyme_artifacts.overrides")
+plugin = importlib.import_module("enzyme_artifacts.plugin")
+paths = importlib.import_module("enzyme_artifacts.paths")
 
 
 def test_dev_round_trip(use_real_cache: RealArtifact, isolated: Dirs) -> None:
@@ -97,7 +100,7 @@ def test_crash_while_loading_is_a_refusal(isolated: Dirs) -> None:
         "int CreateEnzymeLogic(int x) { return x; }\n",
     )
     with pytest.raises(InvalidOverrideError, match="killed by signal 6"):
-        overrides.validate_library(lib, find_libllvm(15), "v0.0.289", what=str(lib), remedy="fix it")
+        plugin.validate_plugin(lib, find_libllvm(15), "v0.0.289", what=str(lib), remedy="fix it")
 
 
 def test_validation_is_remembered(use_real_cache: RealArtifact, isolated: Dirs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +112,7 @@ def test_validation_is_remembered(use_real_cache: RealArtifact, isolated: Dirs, 
         calls.append(args)
         return real_run(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(overrides.subprocess, "run", counting_run)
+    monkeypatch.setattr(plugin.subprocess, "run", counting_run)
     assert resolve(15).origin == "override"
     assert calls == []  # unchanged since dev validated it: no child process
     os.utime(ov.library, ns=(1, 1))  # touched: validated again, once
@@ -177,8 +180,8 @@ def test_undev_needs_a_major_when_several(use_real_cache: RealArtifact, isolated
 
 
 def test_dev_dir_defaults_are_not_created_on_import(tmp_path: Path) -> None:
-    assert overrides.dev_root() == Path(os.environ["ENZYME_ARTIFACTS_DEV_DIR"])
-    assert not overrides.dev_root().exists()
+    assert paths.dev_root() == Path(os.environ["ENZYME_ARTIFACTS_DEV_DIR"])
+    assert not paths.dev_root().exists()
 
 
 def test_dev_path_takes_the_major_from_the_build(use_real_cache: RealArtifact, isolated: Dirs) -> None:

@@ -15,9 +15,9 @@ import pytest
 from enzyme_artifacts import LLVMNotFoundError, find_libllvm
 from enzyme_artifacts.llvm import _probe, finder, install_commands, search_libllvm
 from enzyme_artifacts.platforms import Platform, host_platform
-from enzyme_artifacts.resolver import host_platform_for
+from enzyme_artifacts.selection import host_platform_for
 
-from .conftest import compile_shared
+from ._support import compile_shared
 
 
 def debian_libllvm15() -> Path:
@@ -177,7 +177,7 @@ def test_dynamic_loader_candidate() -> None:
 
 
 def test_fast_elf_reader_agrees_with_pyelftools() -> None:
-    from enzyme_artifacts._elf import _fast_dynamic, _read_dynamic, is_elf
+    from enzyme_artifacts.elf import _fast_dynamic, _read_dynamic, is_elf
 
     paths = [debian_libllvm15(), Path(sys.executable).resolve()]
     paths += [Path(p) for p in sorted(glob.glob("/usr/lib/*-linux-gnu/lib*.so.*"))[:40]]

@@ -18,9 +18,11 @@ from enzyme_artifacts import (
     resolve,
 )
 
-from .conftest import Dirs, RealArtifact, TarballArtifact, patchelf
+from ._support import patchelf
+from .conftest import Dirs, RealArtifact, TarballArtifact
 
 resolve_mod = importlib.import_module("enzyme_artifacts.resolver")
+selection = importlib.import_module("enzyme_artifacts.selection")
 
 
 def test_import_is_lazy() -> None:
@@ -37,9 +39,11 @@ def test_import_is_lazy() -> None:
 def test_package_attribute_resolve_stays_the_function() -> None:
     importlib.import_module("enzyme_artifacts.resolver")
     importlib.import_module("enzyme_artifacts.overrides")
+    importlib.import_module("enzyme_artifacts.develop")
     assert callable(enzyme_artifacts.resolve)
     assert enzyme_artifacts.resolve is resolve_mod.resolve
     assert enzyme_artifacts.locate is resolve_mod.locate
+    assert callable(enzyme_artifacts.dev) and callable(enzyme_artifacts.undev)
 
 
 def test_env_library(real_artifact: RealArtifact, monkeypatch: pytest.MonkeyPatch, isolated: Dirs) -> None:
@@ -53,7 +57,8 @@ def test_env_library(real_artifact: RealArtifact, monkeypatch: pytest.MonkeyPatc
     assert r.capi == "v0.0.289"  # the manifest entry's profile
     assert r.enzyme_version is None
     assert locate(15) == lib
-    assert not isolated.cache.exists()  # nothing fetched, nothing created
+    # nothing fetched; only the record of the child-process check is written
+    assert sorted(p.name for p in isolated.cache.iterdir()) == ["validated"]
 
 
 def test_env_library_capi_variable(real_artifact: RealArtifact, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +85,7 @@ def test_env_library_built_for_another_major(
     subprocess.run([patchelf(), "--replace-needed", "libLLVM-15.so.1", "libLLVM-14.so.1", str(lib)], check=True)
     monkeypatch.setenv("ENZYME_ARTIFACTS_LIBRARY", str(lib))
     # its major is read from DT_NEEDED when not given ...
-    assert resolve_mod.default_llvm_major() == 14
+    assert selection.default_llvm_major() == 14
     # ... and asking for 15 is refused before anything is loaded
     with pytest.raises(InvalidOverrideError, match=r"built for LLVM 14 \(its DT_NEEDED names libLLVM-14.so.1\)"):
         resolve(15)
@@ -125,7 +130,7 @@ def test_fetch_then_cache(tarball_artifact: TarballArtifact, real_artifact: Real
 
 def test_default_major_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENZYME_ARTIFACTS_LLVM_VERSION", "15")
-    assert resolve_mod.default_llvm_major() == 15
+    assert selection.default_llvm_major() == 15
     monkeypatch.setenv("ENZYME_ARTIFACTS_LLVM_VERSION", "fifteen")
     with pytest.raises(ValueError, match="ENZYME_ARTIFACTS_LLVM_VERSION"):
         resolve()
@@ -138,7 +143,7 @@ def test_bad_arguments() -> None:
 
 
 def test_newest_profile_is_by_version() -> None:
-    assert resolve_mod.newest_profile() == "v0.0.289"
+    assert selection.newest_profile() == "v0.0.289"
 
 
 def test_unsupported_major_names_what_exists(tarball_artifact: TarballArtifact, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Dirs, RealArtifact, TarballArtifact, run_cli
+from ._support import run_cli
+from .conftest import Dirs, RealArtifact, TarballArtifact
 
 
 def ok_json(*args: str, env: dict[str, str] | None = None) -> dict:
@@ -62,7 +63,9 @@ def test_status_on_a_fresh_machine(isolated: Dirs) -> None:
 
 
 def test_status_missing_llvm_gives_install_commands() -> None:
-    data = ok_json("status", "--llvm", "99")
+    proc = run_cli("status", "--llvm", "99", "--json")
+    assert proc.returncode == 3, proc.stderr  # what was asked for cannot work
+    data = json.loads(proc.stdout)
     assert data["libllvm"]["found"] is False
     assert data["libllvm"]["install"]["debian"].endswith("apt-get install libllvm99")
     assert any("brew install llvm@99" in s for s in data["next_steps"])
@@ -185,6 +188,18 @@ def test_console_script_is_installed() -> None:
     proc = subprocess.run([exe, "platform", "--json"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cxxstring_abi"] == "cxx11"
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    import enzyme_artifacts
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"enzyme-artifacts {version('enzyme-py')} (enzyme-py)"
+    assert enzyme_artifacts.__version__ == version("enzyme-py")
+    assert "--version" in run_cli("--help").stdout
 
 
 def test_help_lists_every_command() -> None:

@@ -1,4 +1,8 @@
-"""Reading and rewriting the dynamic section of ELF shared libraries.
+"""Reading and rewriting the dynamic section of ELF shared libraries (public).
+
+>>> import sys
+>>> is_elf(sys.executable) if sys.platform.startswith("linux") else True
+True
 
 The prebuilt plugin names the libLLVM it was linked against in a ``DT_NEEDED`` entry;
 binding it to the host's libLLVM means rewriting that entry.  Reading uses pyelftools.
@@ -15,7 +19,10 @@ Invariants:
 * an in-place rewrite is refused (and patchelf used instead) when another reference
   points *inside* the old string (a shared string tail), so no other name can change;
 * a file that is not ELF raises :class:`NotElfError` (a :class:`ValueError`) and is not
-  touched.
+  touched;
+* a rewrite never follows a symbolic link: :func:`replace_needed` refuses a path that is
+  one (:class:`ElfRewriteError`) and opens the file with ``O_NOFOLLOW``, so a link planted
+  in an archive cannot make it modify a file elsewhere.
 
 The rewrite modifies the file it is given: callers that need atomicity (the cache does)
 work on a private copy and rename it into place afterwards.
@@ -30,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import ArtifactError
+from .errors import ElfRewriteError, NotElfError
 
 __all__ = [
     "ElfRewriteError",
@@ -42,14 +49,6 @@ __all__ = [
 ]
 
 _ELF_MAGIC = b"\x7fELF"
-
-
-class NotElfError(ArtifactError, ValueError):
-    """The file is not an ELF object, or its dynamic section cannot be read."""
-
-
-class ElfRewriteError(ArtifactError, RuntimeError):
-    """A ``DT_NEEDED`` rewrite cannot be done (entry absent, no room and no patchelf)."""
 
 
 def is_elf(path: str | os.PathLike[str]) -> bool:
@@ -309,6 +308,7 @@ def replace_needed(path: str | os.PathLike[str], mapping: Mapping[str, str]) -> 
     for old, new in mapping.items():
         if not old or not new or "\0" in old or "\0" in new:
             raise ValueError(f"invalid DT_NEEDED rename {old!r} -> {new!r}")
+    _refuse_link(p)
     current = read_needed(p)
     missing = [old for old in mapping if old not in current]
     if missing:
@@ -326,7 +326,8 @@ def replace_needed(path: str | os.PathLike[str], mapping: Mapping[str, str]) -> 
     except _parse_errors():
         writes = None  # unusual layout: let patchelf handle it
     if writes is not None:
-        with open(p, "r+b") as f:
+        _refuse_link(p)
+        with os.fdopen(os.open(p, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)), "r+b") as f:
             for offset, data in writes:
                 f.seek(offset)
                 f.write(data)
@@ -344,6 +345,7 @@ def replace_needed(path: str | os.PathLike[str], mapping: Mapping[str, str]) -> 
     for old, new in mapping.items():
         if old == new:
             continue
+        _refuse_link(p)
         proc = subprocess.run(
             [patchelf, "--replace-needed", old, new, str(p)],
             capture_output=True,
@@ -356,6 +358,24 @@ def replace_needed(path: str | os.PathLike[str], mapping: Mapping[str, str]) -> 
                 f"(exit {proc.returncode}): {proc.stderr.strip()}"
             )
     _check(p, mapping)
+
+
+def _refuse_link(p: Path) -> None:
+    """Refuse a path that is a symbolic link (or not a regular file): a rewrite changes
+    the file named, never a file a link points to."""
+    import stat
+
+    try:
+        st = os.lstat(p)
+    except OSError as e:
+        raise ElfRewriteError(f"cannot rewrite {p}: {e.strerror or e}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise ElfRewriteError(
+            f"refusing to rewrite {p}: it is a symbolic link (to {os.readlink(p)!r}) and a rewrite "
+            "never follows a link; pass the regular file itself"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise ElfRewriteError(f"refusing to rewrite {p}: it is not a regular file")
 
 
 def _check(p: Path, mapping: Mapping[str, str]) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from enzyme_artifacts.cache import RECORD_NAME, Cache, cache_root
 from enzyme_artifacts.errors import (
+    CorruptArchiveError,
     DownloadError,
     HashMismatchError,
     OfflineError,
@@ -23,7 +24,8 @@ from enzyme_artifacts.errors import (
 from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import ArtifactEntry, load_manifest
 
-from ._support import ArtifactServer, artifact_tarball, make_tarball, sha256, tarball_manifest
+from ..support.http import ScriptedServer
+from ._support import artifact_tarball, make_tarball, sha256, tarball_manifest
 
 TARBALL = artifact_tarball()
 
@@ -58,7 +60,7 @@ def test_cache_root_from_env_and_never_created(isolated_env: Path) -> None:
     assert not isolated_env.exists()
 
 
-def test_install_lookup_verify(server: ArtifactServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_install_lookup_verify(server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                isolated_env: Path) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -81,7 +83,7 @@ def test_install_lookup_verify(server: ArtifactServer, tmp_path: Path, monkeypat
     assert list(cache.tmp_dir.iterdir()) == []
 
 
-def test_verify_reports_tampering_and_reinstall_repairs(server: ArtifactServer, tmp_path: Path,
+def test_verify_reports_tampering_and_reinstall_repairs(server: ScriptedServer, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -101,7 +103,7 @@ def test_verify_reports_tampering_and_reinstall_repairs(server: ArtifactServer, 
     assert len(server.log) == 2
 
 
-def test_wrong_bytes_leave_nothing_in_the_cache(server: ArtifactServer, tmp_path: Path,
+def test_wrong_bytes_leave_nothing_in_the_cache(server: ScriptedServer, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     other = TARBALL[:-10] + bytes(b ^ 0xFF for b in TARBALL[-10:])  # same size, other bytes
     url = server.route("/Enzyme.tar.gz", server.ok(other))
@@ -112,7 +114,7 @@ def test_wrong_bytes_leave_nothing_in_the_cache(server: ArtifactServer, tmp_path
     assert visible(cache) == [] and list(cache.tmp_dir.iterdir()) == []
 
 
-def test_unsafe_tarball_leaves_nothing(server: ArtifactServer, tmp_path: Path,
+def test_unsafe_tarball_leaves_nothing(server: ScriptedServer, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     evil = make_tarball({"lib/LLVMEnzyme-15.so": b"p", "../escape.txt": b"e"})
     url = server.route("/Enzyme.tar.gz", server.ok(evil))
@@ -124,7 +126,7 @@ def test_unsafe_tarball_leaves_nothing(server: ArtifactServer, tmp_path: Path,
     assert not (cache.root / "escape.txt").exists() and not (cache.tmp_dir.parent / "escape.txt").exists()
 
 
-def test_tarball_without_the_library_is_refused(server: ArtifactServer, tmp_path: Path,
+def test_tarball_without_the_library_is_refused(server: ScriptedServer, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     body = make_tarball({"lib/LLVMEnzyme-16.so": b"p"})
     url = server.route("/Enzyme.tar.gz", server.ok(body))
@@ -133,7 +135,7 @@ def test_tarball_without_the_library_is_refused(server: ArtifactServer, tmp_path
         Cache().install(entry)
 
 
-def test_sources_are_tried_in_order(server: ArtifactServer, tmp_path: Path,
+def test_sources_are_tried_in_order(server: ScriptedServer, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     first = server.url("/gone/Enzyme.tar.gz")
     second = server.route("/mirror2/Enzyme.tar.gz", server.ok(TARBALL))
@@ -143,7 +145,7 @@ def test_sources_are_tried_in_order(server: ArtifactServer, tmp_path: Path,
     assert [r.path for r in server.log] == ["/gone/Enzyme.tar.gz", "/mirror2/Enzyme.tar.gz"]
 
 
-def test_every_source_failing_lists_each(server: ArtifactServer, tmp_path: Path,
+def test_every_source_failing_lists_each(server: ScriptedServer, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     entry = entry_for(tmp_path, monkeypatch, [(server.url("/a/E.tar.gz"), TARBALL),
                                               (server.url("/b/E.tar.gz"), TARBALL)])
@@ -151,7 +153,7 @@ def test_every_source_failing_lists_each(server: ArtifactServer, tmp_path: Path,
         Cache().install(entry)
 
 
-def test_offline_makes_zero_requests(server: ArtifactServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_offline_makes_zero_requests(server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      isolated_env: Path) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -167,7 +169,7 @@ def test_offline_makes_zero_requests(server: ArtifactServer, tmp_path: Path, mon
     assert len(server.log) == 1
 
 
-def test_mirror_env_is_used_and_recorded(server: ArtifactServer, tmp_path: Path,
+def test_mirror_env_is_used_and_recorded(server: ScriptedServer, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     mirrored = server.route("/m/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [("https://origin.invalid/rel/Enzyme.tar.gz", TARBALL)])
@@ -177,7 +179,7 @@ def test_mirror_env_is_used_and_recorded(server: ArtifactServer, tmp_path: Path,
     assert [r.path for r in server.log] == ["/m/Enzyme.tar.gz"]
 
 
-def test_changed_manifest_digest_invalidates_the_binding(server: ArtifactServer, tmp_path: Path,
+def test_changed_manifest_digest_invalidates_the_binding(server: ScriptedServer, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -188,7 +190,7 @@ def test_changed_manifest_digest_invalidates_the_binding(server: ArtifactServer,
     assert Cache().lookup(load_manifest(path).entries[0]) is None
 
 
-def test_clean_removes_orphans_and_leftovers(server: ArtifactServer, tmp_path: Path,
+def test_clean_removes_orphans_and_leftovers(server: ScriptedServer, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -218,7 +220,7 @@ def run_children(n: int) -> list[subprocess.Popen[str]]:
     ]
 
 
-def test_eight_processes_one_download(server: ArtifactServer, tmp_path: Path,
+def test_eight_processes_one_download(server: ScriptedServer, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     body = artifact_tarball(os.urandom(400_000))
     # a slow body keeps the first download in flight while the others start and wait
@@ -238,7 +240,7 @@ def test_eight_processes_one_download(server: ArtifactServer, tmp_path: Path,
     assert art is not None and str(art.path) == results[0]["path"] and cache.verify(art) == []
 
 
-def test_sigkill_half_way_leaves_nothing_visible(server: ArtifactServer, tmp_path: Path,
+def test_sigkill_half_way_leaves_nothing_visible(server: ScriptedServer, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     body = artifact_tarball(os.urandom(600_000))
     url = server.route("/Enzyme.tar.gz", server.ok(body, chunk=16_384, chunk_delay=0.05), server.ok(body))
@@ -275,7 +277,7 @@ def test_lock_timeout_is_a_clear_error(tmp_path: Path) -> None:
         pass
 
 
-def test_lost_index_reuses_the_intact_folder(server: ArtifactServer, tmp_path: Path,
+def test_lost_index_reuses_the_intact_folder(server: ScriptedServer, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
     entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
@@ -291,11 +293,11 @@ def test_lost_index_reuses_the_intact_folder(server: ArtifactServer, tmp_path: P
 
 
 def test_tarball_replace_needed_binds_to_the_host_soname(
-    server: ArtifactServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_lib_pair
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_lib_pair
 ) -> None:
     """A tarball built against one distribution's libLLVM is rebound to the host's SONAME,
     and the binding is part of the cache key."""
-    from enzyme_artifacts._elf import read_needed
+    from enzyme_artifacts.elf import read_needed
 
     plugin = shared_lib_pair("libLLVM-15-built.so.1")
     body = make_tarball({"lib/LLVMEnzyme-15.so": plugin.read_bytes(), "share/licenses/L": b"license\n"})
@@ -316,3 +318,84 @@ def test_tarball_replace_needed_binds_to_the_host_soname(
     assert cache.verify(art) == []
     assert cache.lookup(entry, llvm_soname="libLLVM-15.so.1") == art
     assert cache.lookup(entry, llvm_soname="libLLVM-15.so") is None
+
+
+# ---------------------------------------------------------------------- issue 12, items 10 and 11
+def test_chained_links_escaping_the_archive_install_nothing_and_touch_nothing(
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path, shared_lib_pair
+) -> None:
+    """The reproduction: two links, each lexically inside the archive, composing to a path
+    outside it; with a replace_needed rewrite that would edit that outside file in place."""
+    import io
+    import tarfile
+
+    victim = shared_lib_pair("libLLVM-15-built.so.1")  # an ELF file outside the cache
+    before = victim.read_bytes()
+    # from <cache>/tmp/install-*/tree, 4 folders up is tmp_path; the victim sits below it
+    rel_victim = victim.relative_to(tmp_path)
+    deep = "/".join(f"a{i}" for i in range(1, 25))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, target in ((("lib/LLVMEnzyme-15.so", f"{deep}/up/" + "../" * 25 + str(rel_victim))),
+                             (f"lib/{deep}/up", "../../../..")):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    body = buf.getvalue()
+    url = server.route("/Enzyme.tar.gz", server.ok(body))
+    path = tarball_manifest(tmp_path / "Artifacts.toml", [(url, body)])
+    path.write_text(path.read_text() + '    replace_needed = { "libLLVM-15-built.so.1" = "@libllvm" }\n')
+    monkeypatch.setenv("ENZYME_ARTIFACTS_MANIFEST", str(path))
+    cache = Cache()
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        cache.install(load_manifest().entries[0], llvm_soname="libLLVM-15.so.1")
+    assert victim.read_bytes() == before
+    assert visible(cache) == [] and list(cache.tmp_dir.iterdir()) == []
+
+
+def test_a_library_resolving_outside_its_artifact_is_not_installed(
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = server.route("/Enzyme.tar.gz", server.ok(TARBALL))
+    entry = entry_for(tmp_path, monkeypatch, [(url, TARBALL)])
+    cache = Cache()
+    art = cache.install(entry)
+    outside = tmp_path / "elsewhere.so"
+    outside.write_bytes(art.library.read_bytes())
+    art.library.unlink()
+    art.library.symlink_to(outside)
+    assert cache.lookup(entry) is None  # never handed out
+    assert any("outside the artifact" in p for p in cache.verify(art))
+
+
+def test_an_archive_bomb_is_bounded_by_the_manifest_size(
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = make_tarball({"lib/LLVMEnzyme-15.so": bytes(40 * 1024 * 1024)})
+    assert len(bomb) < 100_000
+    url = server.route("/Enzyme.tar.gz", server.ok(bomb))
+    entry = entry_for(tmp_path, monkeypatch, [(url, bomb)])
+    cache = Cache()
+    with pytest.raises(UnsafeArchiveError, match=f"over {len(bomb)} bytes of archive"):
+        cache.install(entry)
+    assert visible(cache) == [] and list(cache.tmp_dir.iterdir()) == []
+
+
+def test_a_truncated_tarball_is_corrupt_and_leaves_nothing(
+    server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    raw = gzip.decompress(TARBALL)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        last = tar.getmembers()[-1]
+    cut = gzip.compress(raw[: last.offset_data + last.size // 2])  # the last member cut in its data
+    url = server.route("/Enzyme.tar.gz", server.ok(cut))
+    entry = entry_for(tmp_path, monkeypatch, [(url, cut)])  # the manifest matches the damaged file
+    cache = Cache()
+    with pytest.raises(CorruptArchiveError, match="corrupt"):
+        cache.install(entry)
+    assert visible(cache) == [] and list(cache.tmp_dir.iterdir()) == []

