@@ -167,8 +167,9 @@ def diagnose_configure(output: str) -> list[str]:
     ...        "CMake Error at Enzyme/CMakeLists.txt:19 (add_executable):\\n"
     ...        "  Target \\"enzyme-tblgen\\" links to:\\n\\n    zstd::libzstd_shared\\n\\n"
     ...        "  but the target was not found.\\n-- Configuring incomplete, errors occurred!\\n")
-    >>> [h[:40] for h in diagnose_configure(out)]
-    ["LLVM's CMake package was built with zstd"]
+    >>> hint = diagnose_configure(out)[0]
+    >>> hint.startswith("LLVM's CMake package was built with zstd")
+    True
     >>> diagnose_configure("-- Configuring incomplete, errors occurred!")
     []
     """

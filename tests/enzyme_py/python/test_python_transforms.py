@@ -221,7 +221,10 @@ def test_lowerings_die_with_their_function() -> None:
     for k in range(5):
         closure = make(float(k))
         assert ez.gradient(closure, 3.0) == (6.0 * k,)
-        refs.append(weakref.ref(ez.lower(closure, 3.0).module))
+        refs.append((weakref.ref(closure), weakref.ref(ez.lower(closure, 3.0).module)))
         del closure
     gc.collect()
-    assert [r() for r in refs] == [None] * 5
+    # numba itself may keep the function it compiled last; every function that is gone
+    # took its module (and compiled code) with it
+    gone = [module() is None for function, module in refs if function() is None]
+    assert len(gone) >= 4 and all(gone), refs
