@@ -68,13 +68,19 @@ def _safe(name: str) -> str:
 def compile_c(source: str, flags: Sequence[str], name: str, major: int, *, suffix: str = ".c") -> bytes:
     """Bitcode of ``source`` (``suffix`` picks the language: ``.c`` or ``.cpp``)."""
     clang = find_clang(major)
+    language = "c++" if suffix in (".cpp", ".cc", ".cxx") else "c"
     with tempfile.TemporaryDirectory(prefix="enzyme_py_") as tmp:
-        src = Path(tmp) / f"{_safe(name)}{suffix}"
         out = Path(tmp) / f"{_safe(name)}.bc"
-        src.write_text(source)
-        cmd = [str(clang), *C_FLAGS, *map(str, flags), str(src), "-o", str(out)]
+        # The source comes on stdin: the bitcode holds no temporary path, so the same source
+        # gives the same bitcode (and disk-cache keys) in every process; the caller's working
+        # folder stays the one relative -I flags refer to.
+        extra = list(map(str, flags))
+        lang = [] if "-x" in extra else ["-x", language]  # a -x of the caller's decides
+        cmd = [str(clang), *C_FLAGS, *extra, *lang, "-", "-o", str(out)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+            proc = subprocess.run(
+                cmd, input=source, capture_output=True, text=True, timeout=300, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise CompileError(f"could not run {clang}: {e}") from None
         if proc.returncode != 0 or not out.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -25,3 +26,16 @@ def scalar_task(job: tuple[Any, float]) -> tuple[float, float]:
     f, x = job
     (d,), primal = ez.autodiff(ez.ReverseWithPrimal, f, ez.Active, ez.Active(x))
     return d, primal
+
+
+def py_g(x, y):  # type: ignore[no-untyped-def]
+    """The Python twin of the C ``g`` of test_both_kinds."""
+    return x * y + math.sin(x)
+
+
+def py_ssq(x, n):  # type: ignore[no-untyped-def]
+    """The Python twin of the C ``ssq``."""
+    s = 0.0
+    for i in range(n):
+        s += x[i] * x[i]
+    return s
