@@ -153,12 +153,9 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from enzyme_artifacts._version import distribution_version
 
-        try:
-            return version("enzyme-py")
-        except PackageNotFoundError:  # a source tree that was not installed
-            return "0+unknown"
+        return distribution_version()
     if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name in _ERRORS:

@@ -266,7 +266,10 @@ def test_the_version_has_one_source() -> None:
 
     from enzyme_artifacts._version import _from_pyproject, distribution_version
 
+    import enzyme_py
+
     assert enzyme_artifacts.__version__ == distribution_version() == version("enzyme-py")
+    assert enzyme_py.__version__ == enzyme_artifacts.__version__  # one version source
     assert _from_pyproject("enzyme-py") == version("enzyme-py")  # the fallback agrees
     assert _from_pyproject("another-project") is None
     assert "__version__" in dir(enzyme_artifacts)
