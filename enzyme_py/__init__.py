@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "__version__",
     "Active",
     "BatchDuplicated",
     "BatchDuplicatedNoNeed",
@@ -46,6 +45,7 @@ __all__ = [
     "TapeError",
     "TypeDepthExceededError",
     "UnsupportedError",
+    "__version__",
     "autodiff",
     "autodiff_thunk",
     "config",
@@ -112,6 +112,7 @@ if TYPE_CHECKING:
         make_zero,
     )
     from .api import autodiff, gradient
+    from .config import isolated
     from .decorator import jit
     from .derivatives import hvp, hvp_and_gradient, jacobian
     from .errors import (
@@ -132,8 +133,6 @@ if TYPE_CHECKING:
         TypeDepthExceededError,
         UnsupportedError,
     )
-    from .config import isolated
-    from .python_functions import lower
     from .modes import (
         Forward,
         ForwardWithPrimal,
@@ -147,6 +146,7 @@ if TYPE_CHECKING:
         set_strong_zero,
     )
     from .module import Function, Module
+    from .python_functions import lower
     from .rules import inactive, with_derivative
     from .split import autodiff_thunk
 
