@@ -27,14 +27,19 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from . import config
 from ._call import request as _request
 from ._call.fast import Table
-from ._call.layout import Layout, c_layout
+from ._call.layout import Layout, PointerParam, ScalarParam, c_layout
 from ._compile.clang import check_c_source, compile_c, find_clang
-from ._compile.pipeline import optimise_source
+from ._compile.client import source_pass_isolated
+from ._compile.pipeline import optimise_source, source_pass
 from ._compile.service import Program
 from ._native import transforms
 from ._native.handles import Closing, ContextRef, ModuleRef
+from ._native.cxx import cxx_runtime
 from ._native.library import native
 from ._native.types import Signature, read_signature
 from .errors import CompileError, UnsupportedError
@@ -61,21 +66,24 @@ def _check_symbols(symbols: Mapping[str, int] | None) -> dict[str, int]:
 
 
 def _refuse_interface(mod: ModuleRef, name: str) -> None:
-    calls, regs = transforms.interface_uses(mod)
-    if regs:
-        raise UnsupportedError(
-            f"module {name!r} registers Enzyme rules or inactive functions in its source "
-            f"({', '.join(sorted(regs))}); enzyme_py does not run Enzyme's source-level pass "
-            "on it, so they would be ignored. Register derivatives with "
-            "enzyme_py.with_derivative(module, name, ...) and inactive functions with "
-            "enzyme_py.inactive(module, name)"
-        )
+    """Refuse a module whose ``__enzyme_*`` calls are still there (Enzyme's pass was not
+    run over it, or left them): nothing could run them."""
+    calls = transforms.interface_calls(mod)
     if calls:
         raise UnsupportedError(
-            f"module {name!r} calls Enzyme's source-level interface ({', '.join(sorted(calls))}); "
-            "enzyme_py differentiates functions through its Python API instead: "
-            "enzyme_py.autodiff(mode, module.function(name), ...)"
+            f"module {name!r} calls Enzyme's source-level interface ({', '.join(sorted(calls))}), "
+            "which Enzyme's own pass did not replace; build the module with Module.from_c, "
+            "from_cpp, from_ir or from_bitcode (they run it), or differentiate through the "
+            "Python API: enzyme_py.autodiff(mode, module.function(name), ...)"
         )
+
+
+def _source_pass(data: bytes, name: str, *, optimise: bool) -> bytes:
+    """Enzyme's own pass over the module ``data`` (in the isolation worker when
+    isolation is active)."""
+    if config.isolation_active():
+        return source_pass_isolated(data, name, optimise=optimise)
+    return source_pass(data, name, optimise=optimise)
 
 
 class Module(Closing):
@@ -136,10 +144,11 @@ class Module(Closing):
         native()
         ctx = ContextRef.create()
         try:
-            return cls(ctx, ctx.parse_ir(text, name), name, symbols)
+            mod = ctx.parse_ir(text, name)
         except BaseException:
             ctx.close()
             raise
+        return cls._make(ctx, mod, name, symbols, optimise=False)
 
     @classmethod
     def from_bitcode(
@@ -152,12 +161,13 @@ class Module(Closing):
             raise TypeError(f"from_bitcode expects bytes, got {type(data).__name__}")
         native()
         ctx = ContextRef.create()
+        data = bytes(data)
         try:
-            data = bytes(data)
-            return cls(ctx, ctx.parse_bitcode(data, name), name, symbols, bitcode=data)
+            mod = ctx.parse_bitcode(data, name)
         except BaseException:
             ctx.close()
             raise
+        return cls._make(ctx, mod, name, symbols, bitcode=data, optimise=False)
 
     @classmethod
     def from_c(
@@ -183,8 +193,70 @@ class Module(Closing):
         ctx = ContextRef.create()
         try:
             mod = ctx.parse_bitcode(data, name)
-            optimise_source(mod, name)
-            return cls(ctx, mod, name, symbols)
+        except BaseException:
+            ctx.close()
+            raise
+        return cls._make(ctx, mod, name, symbols, optimise=True)
+
+    @classmethod
+    def from_cpp(
+        cls,
+        source: str,
+        *,
+        std: str = "c++17",
+        flags: Sequence[str] = (),
+        name: str = "module",
+        symbols: Mapping[str, int] | None = None,
+    ) -> Module:
+        """Compile C++ source (``-std=<std>``) as :meth:`from_c` compiles C.  Functions
+        are found by their C++ names (``m.function("ns::f(double)")``, or ``"ns::f"`` /
+        ``"f"`` when only one function has that name); the C++ runtime (libstdc++) is
+        loaded for the JIT.  :class:`CompileError` carries clang's stderr."""
+        if not isinstance(source, str):
+            raise TypeError(f"from_cpp expects C++ source (str), got {type(source).__name__}")
+        if isinstance(flags, str):
+            raise TypeError("flags must be a sequence of strings, not one string")
+        if not isinstance(std, str) or not std:
+            raise TypeError(f"std must name a C++ standard such as 'c++17', got {std!r}")
+        check_c_source(source, name)
+        nat = native()
+        cxx_runtime()
+        data = compile_c(source, [f"-std={std}", *flags], name, nat.llvm_major, suffix=".cpp")
+        ctx = ContextRef.create()
+        try:
+            mod = ctx.parse_bitcode(data, name)
+        except BaseException:
+            ctx.close()
+            raise
+        return cls._make(ctx, mod, name, symbols, optimise=True)
+
+    @classmethod
+    def _make(
+        cls,
+        ctx: ContextRef,
+        mod: ModuleRef,
+        name: str,
+        symbols: Mapping[str, int] | None,
+        *,
+        bitcode: bytes | None = None,
+        optimise: bool,
+    ) -> Module:
+        """The Module of a freshly parsed ``mod`` (owning ``ctx``): a module that uses
+        Enzyme's source-level interface goes through Enzyme's own pass first (and keeps
+        the bitcode that comes out of it); ``optimise``: code from source gets the
+        pre-differentiation optimisation."""
+        try:
+            if transforms.uses_source_interface(mod):
+                data = mod.bitcode()
+                mod.close()
+                ctx.close()
+                data = _source_pass(data, name, optimise=optimise)
+                ctx = ContextRef.create()
+                mod = ctx.parse_bitcode(data, name)
+                bitcode = None
+            elif optimise:
+                optimise_source(mod, name)
+            return cls(ctx, mod, name, symbols, bitcode=bitcode)
         except BaseException:
             ctx.close()
             raise
@@ -310,6 +382,8 @@ class Function:
         return self.layout.signature
 
     def __call__(self, *args: Any) -> Any:
+        if not args and self.name == "main" and _takes_argv(self.layout):
+            args = _argv(self.module.name, len(self.layout.params))
         return self.table.call(_request.PRIMAL_ROUTE, None, None, self.name, args, self)
 
     def __repr__(self) -> str:
@@ -321,6 +395,29 @@ class Function:
             return tuple(self.origin)
         return (rebuild_function, (self.module, self.name))
 
+
+
+def _takes_argv(layout: Layout) -> bool:
+    """Whether ``layout`` is C's ``main(int argc, char **argv[, char **envp])``."""
+    params = layout.params
+    return (
+        len(params) in (2, 3)
+        and isinstance(params[0], ScalarParam)
+        and params[0].kind == "i32"
+        and all(isinstance(p, PointerParam) for p in params[1:])
+    )
+
+
+def _argv(program: str, n: int) -> tuple[Any, ...]:
+    """``(argc, argv[, envp])`` for a ``main`` called without arguments: ``argv`` holds
+    the program's name alone, NULL-terminated (one np.uintp array: the two pointers,
+    then the name's bytes), and ``envp`` is empty."""
+    raw = program.encode() + b"\0"
+    argv = np.zeros(2 + (len(raw) + 7) // 8, dtype=np.uintp)
+    argv.view(np.uint8)[16 : 16 + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    argv[0] = argv.ctypes.data + 16
+    argv[1] = 0
+    return (1, argv) if n == 2 else (1, argv, np.zeros(1, dtype=np.uintp))
 
 
 # --------------------------------------------------------------------------- pickling

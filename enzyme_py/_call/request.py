@@ -81,6 +81,7 @@ _RETURN_ACTIVITIES = (Active, Const, Duplicated, DuplicatedNoNeed)
 #: A batched return activity is the plain one at the request's width.
 _UNBATCHED = {BatchDuplicated: Duplicated, BatchDuplicatedNoNeed: DuplicatedNoNeed}
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_ADDRESS_DTYPE = np.dtype(np.uintp)
 _REAL_TYPES = (int, float, np.integer, np.floating)
 _INT_TYPES = (int, np.integer, bool, np.bool_)
 
@@ -210,6 +211,8 @@ def _array_kind(value: Any, p: PointerParam | ArrayParam, what: str, *, float_on
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} expects a NumPy array, got {type(value).__name__}")
     kind = KIND_OF_DTYPE.get(value.dtype)
+    if value.dtype == _ADDRESS_DTYPE and isinstance(p, PointerParam) and p.pointee in ("ptr", None):
+        kind = "ptr"  # an array of addresses (np.uintp) for a pointer to pointers
     if isinstance(p, ArrayParam):
         if value.dtype != p.dtype or value.ndim != p.ndim:
             raise TypeError(

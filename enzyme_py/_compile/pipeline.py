@@ -221,3 +221,85 @@ def optimise_source(mod: ModuleRef, name: str) -> None:
             mod.run_passes("default<O2>", tm, loop_transforms=False)
         if reports:
             raise CompileError(f"optimising source {name!r} failed", "\n".join(r.message for r in reports))
+
+
+#: What runs around Enzyme's own pass, as the clang plugin's pipeline has it: after the
+#: pre-AD optimisation, always-inline functions are inlined and memory is promoted to
+#: registers (``sroa``, ``gvn``); after the pass, the same clean-up and dead loops go.
+SOURCE_PRE_PASS = "always-inline,function(sroa,gvn)"
+SOURCE_POST_PASS = "function(sroa,gvn,loop(loop-deletion))"
+
+
+def refuse_source_interface(mod: ModuleRef, name: str, why: str) -> None:
+    """:class:`UnsupportedError` naming the source-level constructs ``mod`` uses, for a
+    process where Enzyme's own pass cannot run (``why``)."""
+    calls, regs = transforms.interface_uses(mod)
+    used = ", ".join(sorted(set(calls) | set(regs))) or "Enzyme's source-level interface"
+    raise UnsupportedError(
+        f"module {name!r} uses Enzyme's source-level interface ({used}), which only "
+        f"Enzyme's own pass implements, and it cannot run here: {why}. Use an Enzyme build "
+        "that exports AddEnzymePass, or differentiate through the Python API "
+        "(enzyme_py.autodiff(mode, module.function(name), ...), enzyme_py.with_derivative, "
+        "enzyme_py.inactive)"
+    )
+
+
+def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
+    """Enzyme's own pass over a module that uses its source-level interface: every
+    ``__enzyme_autodiff``/``__enzyme_fwddiff``/... call becomes a call of the derivative
+    Enzyme generates, registered rules and inactive functions take effect.  Returns the
+    module's bitcode afterwards (no ``__enzyme_*`` call is left).
+
+    Pipeline (under the LLVM lock, in a fresh context): Enzyme's ``PreserveNVVM`` (reads
+    the registrations before anything can inline the functions they name) ->
+    ``default<O2>`` without unrolling or vectorisation (``optimise``: for code from C
+    source; IR given by the user is differentiated as it is) -> :data:`SOURCE_PRE_PASS`
+    -> Enzyme's pass and ``PreserveNVVM``'s end, through the setjmp trampoline ->
+    :data:`SOURCE_POST_PASS` -> verifier.  Enzyme's errors raise the matching
+    :class:`~enzyme_py.errors.EnzymeError`; malformed registrations, which would abort
+    the process inside the pass, raise :class:`UnsupportedError` before it runs.
+    """
+    why = native_enzyme.source_pass_missing()
+    nat = native()
+    with LOCK:
+        tm = host_target_machine()
+        ctx = ContextRef.create()
+        try:
+            with collecting() as reports:
+                mod = ctx.parse_bitcode(bitcode, name)
+                try:
+                    if why is not None:
+                        refuse_source_interface(mod, name, why)
+                    transforms.check_registrations(mod, name)
+                    mod.prepare(nat.triple, tm)
+                    native_enzyme.preserve_rules(mod)
+                    if optimise:
+                        mod.run_passes("default<O2>", tm, loop_transforms=False)
+                    mod.run_passes(SOURCE_PRE_PASS, tm, loop_transforms=False)
+                    if reports:
+                        raise CompileError(
+                            f"optimising source {name!r} failed", "\n".join(r.message for r in reports)
+                        )
+                    completed = native_enzyme.run_source_pass(mod)
+                    if not completed:
+                        # Abandoned mid-way: what Enzyme built may point into this module
+                        # and context, so both are abandoned too.
+                        mod.detach()
+                        ctx.detach()
+                        if not reports:
+                            reports.append(Report(None, "Enzyme stopped", None))
+                    raise_for_reports(reports, name)
+                    left = transforms.interface_calls(mod)
+                    if left:
+                        raise CompileError(
+                            f"Enzyme's pass left calls of {', '.join(sorted(left))} in module "
+                            f"{name!r}; they have no definition to run"
+                        )
+                    mod.run_passes(SOURCE_POST_PASS, tm, loop_transforms=False)
+                    mod.verify(f"module {name!r} after Enzyme's pass")
+                    raise_for_reports(reports, name)
+                    return mod.bitcode()
+                finally:
+                    mod.close()
+        finally:
+            ctx.close()

@@ -21,11 +21,21 @@ from typing import Any, Protocol
 from ..errors import LibraryError
 from .ffi import LOCK
 from .ffi.enzyme import CFnTypeInfo, ConcreteType, DiffRequest, IntList
-from .handles import ContextRef, EnzymeLogicRef, TypeAnalysisRef, TypeTreeRef
+from .handles import ContextRef, EnzymeLogicRef, ModuleRef, PassManagerRef, TypeAnalysisRef, TypeTreeRef
 from .library import native
 from .trampolines import guard
 
-__all__ = ["ArgType", "Request", "SplitResult", "differentiate", "differentiate_split", "set_option"]
+__all__ = [
+    "ArgType",
+    "Request",
+    "SplitResult",
+    "differentiate",
+    "differentiate_split",
+    "preserve_rules",
+    "run_source_pass",
+    "set_option",
+    "source_pass_missing",
+]
 
 _ELEMENT_CT = {
     "f64": ConcreteType.DOUBLE,
@@ -189,3 +199,71 @@ def differentiate_split(ctx: ContextRef, fn: int, req: Request) -> tuple[bool, S
     if not completed or not aug_fn or not made.get("gradient"):
         return completed, None
     return True, SplitResult(int(aug_fn), made["gradient"], made["tape"])
+
+
+# --------------------------------------------------------------------------- Enzyme's own pass
+# A module written against Enzyme's source-level interface (``__enzyme_autodiff`` calls,
+# registration globals) is differentiated by Enzyme's own pass, as the clang plugin does,
+# in the legacy pass manager (``AddEnzymePass``: the plugin's only in-process entry to its
+# pass; its new-pass-manager registration needs a C++ ``PassBuilder``).
+
+
+def source_pass_missing() -> str | None:
+    """Why Enzyme's own pass cannot run in this process (the loaded Enzyme does not
+    export it), or None when it can."""
+    nat = native()
+    table = getattr(nat.profile, "SOURCE_PASSES", None)
+    if not table:
+        return f"Enzyme C-API profile {nat.capi!r} has no entry for Enzyme's own pass"
+    missing = [n for n in table if not nat.enzyme.has(n)]
+    if missing:
+        return f"{nat.enzyme_path} does not export {', '.join(missing)}"
+    if not hasattr(nat.enzyme, "AddEnzymePass"):
+        nat.enzyme.declare(table)
+    return None
+
+
+def _source_binding() -> Any:
+    why = source_pass_missing()
+    if why is not None:
+        raise LibraryError(f"Enzyme's own pass cannot run: {why}")
+    return native()
+
+
+def preserve_rules(module: ModuleRef) -> None:
+    """Enzyme's ``PreserveNVVM`` pass at the start of the pipeline: registration globals
+    (``__enzyme_register_gradient_*``, ``__enzyme_inactivefn*``, ...) and
+    ``llvm.global.annotations`` entries (``enzyme_inactive``, ...) become the attributes
+    and metadata Enzyme reads, and the functions they name are kept from being inlined
+    away.  The caller validates the registrations first (a malformed one aborts)."""
+    nat = _source_binding()
+    with LOCK, PassManagerRef.create() as pm:
+        nat.enzyme.AddPreserveNVVMPass(pm.handle, 1)
+        nat.llvm.LLVMRunPassManager(pm.handle, module.handle)
+
+
+def run_source_pass(module: ModuleRef) -> bool:
+    """Enzyme's pass over ``module``, then ``PreserveNVVM`` at the end (linkage restored),
+    through the setjmp trampoline: False when an error handler jumped out of it (the
+    module, its context and the pass manager are then abandoned by the caller; the pass
+    manager is leaked here)."""
+    nat = _source_binding()
+    call = guard().call
+    with LOCK:
+        pm = PassManagerRef.create()
+        lapack = nat.enzyme.global_address("EnzymeLapackCopy")
+        completed = False
+        try:
+            nat.enzyme.AddEnzymePass(pm.handle)
+            nat.enzyme.AddPreserveNVVMPass(pm.handle, 0)
+            if lapack is not None:  # BLAS/LAPACK calls: cache matrices with copies
+                nat.enzyme.EnzymeSetCLBool(lapack, 1)
+            completed, _ = call("LLVMRunPassManager", pm.handle, module.handle)
+        finally:
+            if lapack is not None:
+                nat.enzyme.EnzymeSetCLBool(lapack, 0)
+            if completed:
+                pm.close()
+            else:
+                pm.detach()
+    return completed

@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import CompileError, IRParseError, LibraryError
 from .ffi import LOCK
 from .ffi.llvm import DIAGNOSTIC_HANDLER
+from .ffi.llvm import FUNCTIONS as LLVM_FUNCTIONS
 from .handles import ContextRef
 from .jit import load_object, lookup
 from .library import native
@@ -196,6 +197,8 @@ def guard() -> Guard:
         if _guard is None:
             nat = native()
             guarded = {n: nat.profile.FUNCTIONS[n] for n in nat.profile.GUARDED}
+            # Enzyme's own pass runs inside the legacy pass manager: the same protection.
+            guarded["LLVMRunPassManager"] = LLVM_FUNCTIONS["LLVMRunPassManager"]
             g = _build(nat, guarded)
             nat.context_diagnostic_handler = DIAGNOSTIC_HANDLER(g.diag_handler_address)
             slot = nat.enzyme.global_address("CustomErrorHandler")

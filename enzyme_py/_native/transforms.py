@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CompileError
+from ..errors import CompileError, UnsupportedError
 from .ffi.llvm import Linkage, Opcode, TypeKind
 from .handles import BuilderRef, ContextRef, ModuleRef, value_name
 from .library import native
@@ -37,6 +37,9 @@ __all__ = [
     "finish",
     "infer_pointees",
     "inspect",
+    "check_registrations",
+    "enzyme_annotations",
+    "interface_calls",
     "interface_uses",
     "isolate_state",
     "make_external",
@@ -45,6 +48,7 @@ __all__ = [
     "set_rule_metadata",
     "state_module",
     "unbox_tape",
+    "uses_source_interface",
 ]
 
 _FUNCTION_INDEX = 0xFFFFFFFF  # LLVMAttributeFunctionIndex
@@ -374,6 +378,13 @@ def unbox_tape(module: ModuleRef, grad: int, tape_type: int, name: str) -> int:
 
 #: Calls that mean "Enzyme's source-level interface" (handled by Enzyme's own pass).
 SOURCE_INTERFACE_PREFIXES = ("__enzyme_",)
+
+
+def is_interface_name(name: str) -> bool:
+    """Whether ``name`` is one of Enzyme's source-level entry points (``__enzyme_autodiff``
+    and its kin; C++ templates of them are mangled, so the key is contained, as Enzyme's
+    pass matches it)."""
+    return any(p in name for p in SOURCE_INTERFACE_PREFIXES)
 #: Globals that register custom rules in C source.
 REGISTRATION_PREFIXES = (
     "__enzyme_register_gradient",
@@ -383,6 +394,9 @@ REGISTRATION_PREFIXES = (
     "__enzyme_inactive_global",
     "__enzyme_function_like",
     "__enzyme_allocation_like",
+    "__enzyme_nofree",
+    "__enzyme_sparse_accumulate",
+    "__enzyme_shouldrecompute",
 )
 #: OpenMP's runtime entry that forks a parallel region.
 OPENMP_FORK = ("__kmpc_fork_call", "__kmpc_fork_teams", "__kmpc_fork_call_if")
@@ -493,10 +507,170 @@ def interface_uses(module: ModuleRef) -> tuple[list[str], list[str]]:
     calls = [
         value_name(fn)
         for fn in _functions(module)
-        if lib.LLVMIsDeclaration(fn) and value_name(fn).startswith(SOURCE_INTERFACE_PREFIXES)
+        if lib.LLVMIsDeclaration(fn) and is_interface_name(value_name(fn))
     ]
-    regs = [value_name(g) for g in _globals(module) if value_name(g).startswith(REGISTRATION_PREFIXES)]
+    regs = [
+        name
+        for name in map(value_name, _globals(module))
+        if any(key in name for key in REGISTRATION_PREFIXES)  # mangled in C++: contained
+    ]
     return calls, regs
+
+
+def enzyme_annotations(module: ModuleRef) -> list[str]:
+    """The ``enzyme_*`` annotations in ``llvm.global.annotations`` (what
+    ``__attribute__((annotate("enzyme_inactive")))`` and enzyme_py's rewriting of
+    Enzyme's clang attributes leave), which Enzyme's pass reads."""
+    lib = _lib()
+    g = lib.LLVMGetNamedGlobal(module.handle, b"llvm.global.annotations")
+    init = lib.LLVMGetInitializer(g) if g else None
+    if not init or not lib.LLVMIsAConstantArray(init):
+        return []
+    out = []
+    for i in range(lib.LLVMGetNumOperands(init)):
+        entry = lib.LLVMGetOperand(init, i)
+        if not lib.LLVMIsAConstantStruct(entry) or lib.LLVMGetNumOperands(entry) < 2:
+            continue
+        text = _c_string(lib.LLVMGetOperand(entry, 1))
+        if text and text.startswith("enzyme_"):
+            out.append(text)
+    return out
+
+
+def uses_source_interface(module: ModuleRef) -> bool:
+    """Whether Enzyme's own pass has work in ``module``: ``__enzyme_*`` calls,
+    registration globals or ``enzyme_*`` annotations."""
+    calls, regs = interface_uses(module)
+    return bool(interface_calls(module) or regs or enzyme_annotations(module))
+
+
+def interface_calls(module: ModuleRef) -> list[str]:
+    """The ``__enzyme_*`` functions the module declares and still uses (after Enzyme's
+    own pass, none of those it implements is left)."""
+    lib = _lib()
+    return [
+        value_name(fn)
+        for fn in _functions(module)
+        if lib.LLVMIsDeclaration(fn)
+        and lib.LLVMGetFirstUse(fn)
+        and is_interface_name(value_name(fn))
+    ]
+
+
+#: Registration globals (matched as Enzyme matches them: the name *contains* the key) and
+#: how many leading functions each must hold.
+_RULE_REGISTRATIONS = (
+    ("__enzyme_register_gradient", 3),
+    ("__enzyme_register_derivative", 2),
+    ("__enzyme_register_splitderivative", 3),
+)
+_ONE_FUNCTION = ("__enzyme_inactivefn", "__enzyme_nofree", "__enzyme_sparse_accumulate")
+
+
+def _strip(value: int, *, aggregates: bool) -> int:
+    """``value`` without constant expressions (casts, GEPs) and, with ``aggregates``,
+    without the aggregates around its first element, as Enzyme's pass reads it."""
+    lib = _lib()
+    for _ in range(64):
+        if lib.LLVMIsAConstantExpr(value):
+            value = lib.LLVMGetOperand(value, 0)
+        elif aggregates and _aggregate(value):
+            value = lib.LLVMGetOperand(value, 0)
+        else:
+            break
+    return int(value)
+
+
+def _aggregate(value: int) -> bool:
+    lib = _lib()
+    return bool(lib.LLVMIsAConstantStruct(value) or lib.LLVMIsAConstantArray(value) or lib.LLVMIsAConstantVector(value))
+
+
+def _c_string(value: int) -> str | None:
+    """The text of a constant global holding a C string, else None."""
+    lib = _lib()
+    value = _strip(value, aggregates=False)
+    if not lib.LLVMIsAGlobalVariable(value) or not lib.LLVMIsGlobalConstant(value):
+        return None
+    init = lib.LLVMGetInitializer(value)
+    if not init or not lib.LLVMIsAConstantDataArray(init) or not lib.LLVMIsConstantString(init):
+        return None
+    size = ctypes.c_size_t()
+    raw = ctypes.string_at(lib.LLVMGetAsString(init, ctypes.byref(size)), size.value)
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def check_registrations(module: ModuleRef, name: str) -> None:
+    """Refuse registration globals Enzyme's pass would stop the process on (it checks
+    them with ``llvm_unreachable``) or silently ignore, with :class:`UnsupportedError`
+    naming the global and what it must hold."""
+    lib = _lib()
+    for g in _globals(module):
+        gname = value_name(g)
+        if "__enzyme_" not in gname:
+            continue
+        init = lib.LLVMGetInitializer(g)
+        opaque = bool(lib.LLVMPointerTypeIsOpaque(lib.LLVMTypeOf(g)))
+
+        def refuse(what: str) -> None:
+            raise UnsupportedError(
+                f"module {name!r}: the registration global {gname!r} {what}; Enzyme's pass "
+                "would stop the process on it (or ignore it)"
+            )
+
+        for key, count in _RULE_REGISTRATIONS:
+            if key not in gname:
+                continue
+            if not init:
+                refuse(f"has no initialiser; it must hold {count} functions")
+            if not _aggregate(init):
+                refuse(f"must be an array or struct of {count} functions (it is empty or zero)")
+            n = lib.LLVMGetNumOperands(init)
+            if n < count:
+                refuse(f"holds {n} value(s); it must hold {count} functions")
+            for i in range(count):
+                if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, i), aggregates=True)):
+                    refuse(f"holds a value that is not a function at position {i}")
+            for i in range(count, n):
+                extra = _c_string(_strip(lib.LLVMGetOperand(init, i), aggregates=True))
+                if extra is None or not extra.startswith("byref_") or not extra[6:].isdigit():
+                    refuse(f"holds an extra value at position {i}; only \"byref_<n>\" strings may follow")
+                if opaque and key == "__enzyme_register_gradient":
+                    refuse(
+                        f"asks for {extra!r}, which Enzyme cannot apply to opaque-pointer IR "
+                        "(clang 15's); pass that argument by value in the rules instead"
+                    )
+            break
+        else:
+            if not init:
+                continue  # Enzyme's pass skips declarations of these
+            if "__enzyme_inactive_global" in gname:
+                if not lib.LLVMIsAGlobalVariable(_strip(init, aggregates=True)):
+                    refuse("must hold the address of a global variable")
+            elif any(k in gname for k in _ONE_FUNCTION):
+                if not lib.LLVMIsAFunction(_strip(init, aggregates=True)):
+                    refuse("must hold a function")
+            elif "__enzyme_function_like" in gname:
+                if not _aggregate(init) or lib.LLVMGetNumOperands(init) < 2:
+                    refuse("must hold a function and the name of the function it behaves like")
+                if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, 0), aggregates=False)):
+                    refuse("must hold a function first")
+                if not _c_string(lib.LLVMGetOperand(init, 1)):
+                    refuse("must hold a non-empty function name (a string) second")
+            elif "__enzyme_allocation_like" in gname:
+                if not _aggregate(init) or lib.LLVMGetNumOperands(init) != 4:
+                    refuse("must hold 4 values: the allocator, the size argument's index, the "
+                           "deallocation index string and the deallocator")
+                ops = [lib.LLVMGetOperand(init, i) for i in range(4)]
+                if not lib.LLVMIsAFunction(_strip(ops[0], aggregates=False)):
+                    refuse("must hold the allocating function first")
+                idx = _strip(ops[1], aggregates=False)
+                if not (lib.LLVMIsAConstantPointerNull(idx) or lib.LLVMIsAConstantInt(idx)):
+                    refuse("must hold an integer index second")
+                if _c_string(ops[2]) is None:
+                    refuse("must hold the deallocation index as a string third")
+                if not lib.LLVMIsAFunction(_strip(ops[3], aggregates=False)):
+                    refuse("must hold the freeing function fourth")
 
 
 def infer_pointees(fn: int, depth: int = 0) -> tuple[str | None, ...]:
@@ -576,7 +750,7 @@ def inspect(module: ModuleRef, root: str) -> ModuleFacts:
         fname = value_name(fn)
         facts.reachable.add(fname)
         if lib.LLVMIsDeclaration(fn):
-            if fname.startswith(SOURCE_INTERFACE_PREFIXES):
+            if is_interface_name(fname):
                 facts.source_interface.append(("?", fname))
             continue
         refs: set[int] = set()
@@ -590,7 +764,7 @@ def inspect(module: ModuleRef, root: str) -> ModuleFacts:
                         facts.inline_asm.append(fname)
                 elif callee and lib.LLVMIsAFunction(callee):
                     cname = value_name(callee)
-                    if cname.startswith(SOURCE_INTERFACE_PREFIXES):
+                    if is_interface_name(cname):
                         facts.source_interface.append((fname, cname))
                     if cname in OPENMP_FORK and fname not in facts.openmp:
                         facts.openmp.append(fname)

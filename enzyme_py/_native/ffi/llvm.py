@@ -220,6 +220,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMPassBuilderOptionsSetLoopVectorization": (None, (P, Bool)),
     "LLVMPassBuilderOptionsSetSLPVectorization": (None, (P, Bool)),
     "LLVMRunPasses": (P, (P, c_char_p, P, P)),
+    # legacy pass manager (Enzyme's own pass, AddEnzymePass, is added to one)
+    "LLVMCreatePassManager": (P, ()),
+    "LLVMRunPassManager": (Bool, (P, P)),
+    "LLVMDisposePassManager": (None, (P,)),
     # ORC LLJIT
     "LLVMOrcCreateLLJIT": (P, (PP, P)),
     "LLVMOrcDisposeLLJIT": (P, (P,)),
@@ -291,6 +295,18 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMSetUnnamedAddr": (None, (P, Bool)),
     "LLVMGetGlobalContext": (P, ()),
     "LLVMGetModuleContext": (P, (P,)),
+    # Enzyme's source-level interface: registrations, annotations, calls left over
+    "LLVMIsAConstantArray": (P, (P,)),
+    "LLVMIsAConstantStruct": (P, (P,)),
+    "LLVMIsAConstantVector": (P, (P,)),
+    "LLVMIsAConstantDataArray": (P, (P,)),
+    "LLVMIsAConstantPointerNull": (P, (P,)),
+    "LLVMIsAConstantInt": (P, (P,)),
+    "LLVMIsConstantString": (Bool, (P,)),
+    "LLVMGetAsString": (P, (P, POINTER(c_size_t))),
+    "LLVMReplaceAllUsesWith": (None, (P, P)),
+    "LLVMGetNamedMetadataNumOperands": (c_uint, (P, c_char_p)),
+    "LLVMPointerTypeIsOpaque": (Bool, (P,)),
 }
 
 
