@@ -39,6 +39,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "ProgramExit",
     "Reverse",
     "ReverseSplitNoPrimal",
     "ReverseSplitWithPrimal",
@@ -98,7 +99,7 @@ _WHERE = {
     "with_derivative": "rules",
 }
 _MODULES = {"errors", "config"}
-_ERRORS = {n for n in __all__ if n.endswith("Error")}
+_ERRORS = {n for n in __all__ if n.endswith("Error")} | {"ProgramExit"}
 
 if TYPE_CHECKING:
     from . import config, errors
@@ -128,6 +129,7 @@ if TYPE_CHECKING:
         NoDerivativeError,
         NoShadowError,
         NoTypeError,
+        ProgramExit,
         TapeError,
         TypeDepthExceededError,
         UnsupportedError,

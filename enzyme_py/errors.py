@@ -19,6 +19,7 @@ also from the built-in exception it resembles, so callers may catch either::
     │   ├── TypeDepthExceededError         a type tree grew deeper than allowed
     │   ├── DiagnosticError                an LLVM error diagnostic during differentiation
     │   └── EnzymeCrashError               the isolation worker died (assertion, exit, signal)
+    ├── ProgramExit (RuntimeError)         compiled code called exit(), abort() or failed an assert()
     └── LibraryError (OSError)             libLLVM / LLVMEnzyme could not be found or loaded
 
 Invalid requests (wrong arity, an activity that does not fit a parameter's type, a
@@ -42,6 +43,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "ProgramExit",
     "TapeError",
     "TypeDepthExceededError",
     "UnsupportedError",
@@ -189,6 +191,22 @@ class UnsupportedError(EnzymePyError, NotImplementedError):
     """The code uses a construct enzyme_py refuses to differentiate (the message names it,
     the function using it and what to do instead); refused before Enzyme runs, because
     Enzyme would abort the process or silently ignore it."""
+
+
+class ProgramExit(EnzymePyError, RuntimeError):
+    """Compiled code called ``exit()``, ``abort()`` or failed an ``assert()``: instead of
+    ending the Python process, the call was abandoned there (as ``longjmp`` abandons
+    frames: no C++ destructor ran, what they allocated is leaked) and this is raised.
+
+    ``kind`` is ``"exit"``, ``"abort"`` or ``"assert"``; ``status`` the exit status
+    (134, as for ``SIGABRT``, after ``abort()`` or an assertion).  Output the program
+    wrote to ``stdout`` was flushed first.
+    """
+
+    def __init__(self, message: str, *, kind: str = "exit", status: int = 1) -> None:
+        self.kind = kind
+        self.status = status
+        super().__init__(message)
 
 
 class TapeError(EnzymePyError, ValueError):

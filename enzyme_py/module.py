@@ -10,6 +10,9 @@ activities, dtypes, return activity, options) and unloaded when the module is cl
 A module's mutable globals are its state: every code object compiled from one module
 instance (the primal, each derivative) shares one definition of each, and two modules
 never clash, whatever their globals are called.  Globals nothing writes are constants.
+A mutable global whose initial value holds the address of a function or another global
+(a table of function pointers, say) cannot be kept apart from the code: each code object
+has its own copy of it.
 
 A Python function lowered by :func:`enzyme_py.lower` is a :class:`Function` too, of a
 module holding its numba IR; its :attr:`Function.layout` maps its Python arguments (an
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -33,13 +37,13 @@ from . import config
 from ._call import request as _request
 from ._call.fast import Table
 from ._call.layout import Layout, PointerParam, ScalarParam, c_layout
-from ._compile.clang import check_c_source, compile_c, find_clang
+from ._compile.clang import compile_c, find_clang, rewrite_plugin_attributes
 from ._compile.client import source_pass_isolated
 from ._compile.pipeline import optimise_source, source_pass
 from ._compile.service import Program
 from ._native import transforms
 from ._native.handles import Closing, ContextRef, ModuleRef
-from ._native.cxx import cxx_runtime
+from ._native.cxx import cxx_runtime, demangle, openmp_runtime
 from ._native.library import native
 from ._native.types import Signature, read_signature
 from .errors import CompileError, UnsupportedError
@@ -104,6 +108,8 @@ class Module(Closing):
     ) -> None:
         module.verify(f"module {name!r}")
         _refuse_interface(module, name)
+        if transforms.uses_openmp(module):
+            openmp_runtime(native().llvm_major)
         self.name = name
         #: name -> address of external functions the JIT must resolve (e.g. runtime
         #: functions of a library loaded RTLD_LOCAL); given to the JIT when code loads.
@@ -113,13 +119,18 @@ class Module(Closing):
         self._bitcode = module.bitcode() if bitcode is None else bytes(bitcode)
         self._functions = self._read_functions(module)
         stateful = tuple(
-            sorted(n for n, g in transforms.scan_globals(module).items() if not g.constant and g.written)
+            sorted(
+                n
+                for n, g in transforms.scan_globals(module).items()
+                if not g.constant and g.written and not g.refers
+            )
         )
         self.content_hash = hashlib.sha256(self._bitcode).hexdigest()
         self._program = Program(self._bitcode, self.content_hash, name, self.symbols, stateful)
         #: prepared calls of this module's functions (enzyme_py._call.fast)
         self._table = Table()
         self._function_objects: dict[str, Function] = {}
+        self._cxx_index: dict[str, set[str]] | None = None
 
     @staticmethod
     def _read_functions(module: ModuleRef) -> dict[str, tuple[Signature, tuple[str | None, ...]]]:
@@ -187,7 +198,7 @@ class Module(Closing):
             raise TypeError(f"from_c expects C source (str), got {type(source).__name__}")
         if isinstance(flags, str):
             raise TypeError("flags must be a sequence of strings, not one string")
-        check_c_source(source, name)
+        source = rewrite_plugin_attributes(source, name=name)
         nat = native()
         data = compile_c(source, flags, name, nat.llvm_major)
         ctx = ContextRef.create()
@@ -218,7 +229,7 @@ class Module(Closing):
             raise TypeError("flags must be a sequence of strings, not one string")
         if not isinstance(std, str) or not std:
             raise TypeError(f"std must name a C++ standard such as 'c++17', got {std!r}")
-        check_c_source(source, name)
+        source = rewrite_plugin_attributes(source, cpp=True, name=name)
         nat = native()
         cxx_runtime()
         data = compile_c(source, [f"-std={std}", *flags], name, nat.llvm_major, suffix=".cpp")
@@ -310,15 +321,44 @@ class Module(Closing):
             raise TypeError(f"a function name is a str, got {type(name).__name__}")
         entry = self._functions.get(name)
         if entry is None:
-            defined = ", ".join(sorted(self._functions)) or "none"
+            found = self._cxx_lookup(name)
+            if found is not None:
+                name, entry = found, self._functions[found]
+        if entry is None:
+            defined = ", ".join(sorted(self._described(n) for n in self._functions)) or "none"
             raise FunctionNotFoundError(f"module {self.name!r} defines no function {name!r}; it defines: {defined}")
         if layout is None:
             fn = self._function_objects.get(name)
             if fn is None:
                 sig, pointees = entry
-                fn = self._function_objects[name] = Function(self, name, sig, c_layout(name, sig, pointees))
+                shown = demangle(name) or name
+                fn = self._function_objects[name] = Function(self, name, sig, c_layout(shown, sig, pointees))
             return fn
         return Function(self, name, entry[0], layout)
+
+    @staticmethod
+    def _described(name: str) -> str:
+        cxx = demangle(name)
+        return f"{cxx} [{name}]" if cxx else name
+
+    def _cxx_lookup(self, wanted: str) -> str | None:
+        """The LLVM name of the C++ function ``wanted`` names: its full C++ name
+        (``ns::f(double)``), or its name without parameters (``ns::f``), without template
+        arguments (``ns::g`` for ``ns::g<double>``) or unqualified (``f``) when exactly one
+        function has it; :class:`FunctionNotFoundError` listing them when several do."""
+        index = self._cxx_index
+        if index is None:
+            index = self._cxx_index = _cxx_index(self._functions)
+        hits = index.get(_normal(wanted))
+        if not hits:
+            return None
+        if len(hits) > 1:
+            listed = ", ".join(sorted(self._described(h) for h in hits))
+            raise FunctionNotFoundError(
+                f"module {self.name!r}: {wanted!r} names {len(hits)} functions ({listed}); "
+                "give the full C++ name with its parameter types, e.g. 'ns::f(double)'"
+            )
+        return next(iter(hits))
 
     # ------------------------------------------------------------------ compiled code
 
@@ -395,6 +435,59 @@ class Function:
             return tuple(self.origin)
         return (rebuild_function, (self.module, self.name))
 
+
+
+def _normal(name: str) -> str:
+    """A C++ name with its spaces normalised (``ns::f(double const *)`` and
+    ``ns::f(const double*)`` are not made equal; ``f(double, int)`` and
+    ``f(double,int)`` are)."""
+    name = " ".join(name.split())
+    return re.sub(r"\s*([(),<>*&\[\]:])\s*", r"\1", name)
+
+
+def _top_level_paren(name: str) -> int:
+    depth = 0
+    for i, c in enumerate(name):
+        if c == "<":
+            depth += 1
+        elif c == ">":
+            depth -= 1
+        elif c == "(" and depth == 0 and i > 0 and not name[:i].endswith("operator"):
+            return i
+    return -1
+
+
+def _strip_templates(name: str) -> str:
+    out, depth = [], 0
+    for c in name:
+        if c == "<":
+            depth += 1
+        elif c == ">":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out)
+
+
+def _cxx_index(functions: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Every C++ spelling a mangled function may be looked up by -> its LLVM names."""
+    index: dict[str, set[str]] = {}
+    for llvm_name in functions:
+        cxx = demangle(llvm_name)
+        if not cxx:
+            continue
+        full = _normal(cxx)
+        keys = {full}
+        cut = _top_level_paren(full)
+        base = full[:cut] if cut > 0 else full
+        keys.add(base)
+        bare = _strip_templates(base)
+        keys.add(bare)
+        keys.add(bare.rsplit("::", 1)[-1])
+        for key in keys:
+            if key:
+                index.setdefault(key, set()).add(llvm_name)
+    return index
 
 
 def _takes_argv(layout: Layout) -> bool:

@@ -152,8 +152,15 @@ def compile_plan(
                             raise CompileError(f"Enzyme returned no derivative for {plan.function!r}")
                         transforms.rename(target, f"{symbol}_impl")
                     seeded = plan.mode in (REVERSE, HVP) and plan.ret_activity == DiffeType.OUT_DIFF
+                    # exit()/abort()/assert() come back to Python (not in split mode and
+                    # hvp, whose entries are built elsewhere: those end the process)
+                    traps = plan.mode in (PRIMAL, FORWARD, REVERSE) and transforms.redirect_exits(mod)
+                    # static constructors: one function, run once per module instance
+                    init = transforms.collect_constructors(mod, f"{symbol}_init")
+                    if init:
+                        keep.append(f"{symbol}_init")
                     params, result, out_fields = transforms.build_entry(
-                        mod, target, symbol, seeded=seeded, zero_first=shadows
+                        mod, target, symbol, seeded=seeded, zero_first=shadows, trap=traps
                     )
                     outputs = output_names(plan)
                     count = (0 if result == "void" else 1) + len(out_fields)
@@ -179,7 +186,7 @@ def compile_plan(
                     mod.close()
         finally:
             ctx.close()
-    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan)
+    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan, traps=traps, init=init)
 
 
 def _differentiate(mod: ModuleRef, fn: int, plan: Plan, symbol: str, keep: list[str]) -> tuple[bool, int]:
@@ -201,12 +208,10 @@ def compile_state(bitcode: bytes, stateful: tuple[str, ...], token: str) -> byte
     with LOCK:
         tm = host_target_machine()
         with ContextRef.create() as ctx:
-            mod = ctx.parse_bitcode(bitcode, "state")
-            with mod:
-                mod.prepare(nat.triple, tm)
-                transforms.state_module(mod, names)
-                mod.verify("state of the module")
-                return mod.emit_object(tm)
+            with ctx.parse_bitcode(bitcode, "state") as mod, transforms.state_module(mod, names) as state:
+                state.prepare(nat.triple, tm)
+                state.verify("state of the module")
+                return state.emit_object(tm)
 
 
 def optimise_source(mod: ModuleRef, name: str) -> None:
@@ -227,6 +232,10 @@ def optimise_source(mod: ModuleRef, name: str) -> None:
 #: pre-AD optimisation, always-inline functions are inlined and memory is promoted to
 #: registers (``sroa``, ``gvn``); after the pass, the same clean-up and dead loops go.
 SOURCE_PRE_PASS = "always-inline,function(sroa,gvn)"
+#: The optimisation of C/C++ source before Enzyme's pass: LLVM's simplification pipeline
+#: at O2 (what runs before the clang plugin's Enzyme, at the optimiser's start), without
+#: the optimiser's loop transforms and late CFG sinking.
+SOURCE_OPTIMISE = os.environ.get("ENZPY_SRC_OPT", "default<O1>")
 SOURCE_POST_PASS = "function(sroa,gvn,loop(loop-deletion))"
 
 
@@ -274,7 +283,7 @@ def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
                     mod.prepare(nat.triple, tm)
                     native_enzyme.preserve_rules(mod)
                     if optimise:
-                        mod.run_passes("default<O2>", tm, loop_transforms=False)
+                        mod.run_passes(SOURCE_OPTIMISE, tm, loop_transforms=False)
                     mod.run_passes(SOURCE_PRE_PASS, tm, loop_transforms=False)
                     if reports:
                         raise CompileError(

@@ -1,4 +1,4 @@
-"""The C++ runtime for JIT-compiled C++ code, and C++ names.
+"""The C++ and OpenMP runtimes for JIT-compiled code, and C++ names.
 
 :func:`cxx_runtime` loads the C++ standard library (libstdc++, and libgcc_s for
 unwinding) ``RTLD_GLOBAL`` once, so that the JIT's process symbol generator resolves
@@ -19,7 +19,7 @@ import threading
 
 from ..errors import LibraryError
 
-__all__ = ["cxx_runtime", "demangle"]
+__all__ = ["cxx_runtime", "demangle", "openmp_runtime"]
 
 _lock = threading.Lock()
 _CANDIDATES = ("libstdc++.so.6", "libc++.so.1")
@@ -50,6 +50,19 @@ def cxx_runtime() -> ctypes.CDLL:
             + "; ".join(errors)
             + "); install libstdc++6 (Debian: `apt-get install libstdc++6`)"
         )
+
+
+@functools.lru_cache(maxsize=4)
+def openmp_runtime(llvm_major: int) -> ctypes.CDLL | None:
+    """LLVM's OpenMP runtime (``libomp``, Debian's ``libomp-N-dev``/``libomp5-N``)
+    loaded ``RTLD_GLOBAL`` for code compiled with ``-fopenmp``, or None when it is not
+    installed (the JIT then names the ``__kmpc_*`` functions it cannot find)."""
+    for name in (f"/usr/lib/llvm-{llvm_major}/lib/libomp.so.5", "libomp.so.5", "libomp.so"):
+        try:
+            return ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+    return None
 
 
 def _demangler() -> ctypes._CFuncPtr:

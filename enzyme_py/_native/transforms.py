@@ -27,6 +27,7 @@ from ..errors import CompileError, UnsupportedError
 from .ffi.llvm import Linkage, Opcode, TypeKind
 from .handles import BuilderRef, ContextRef, ModuleRef, value_name
 from .library import native
+from .traps import FRAME_BYTES, TRAPPED
 from .types import read_type
 
 __all__ = [
@@ -38,16 +39,19 @@ __all__ = [
     "infer_pointees",
     "inspect",
     "check_registrations",
+    "collect_constructors",
     "enzyme_annotations",
     "interface_calls",
     "interface_uses",
     "isolate_state",
     "make_external",
+    "redirect_exits",
     "rename",
     "scan_globals",
     "set_rule_metadata",
     "state_module",
     "unbox_tape",
+    "uses_openmp",
     "uses_source_interface",
 ]
 
@@ -153,6 +157,7 @@ def build_entry(
     *,
     seeded: bool = False,
     zero_first: Sequence[int] = (),
+    trap: bool = False,
 ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
     """Build ``symbol``, a C-ABI function calling ``target``: ``(params, result, out_fields)``.
 
@@ -161,7 +166,9 @@ def build_entry(
     its scalar leaves and written through a trailing out-pointer (``out_fields``).
     ``seeded``: ``target``'s last parameter is the seed of an Active return; the entry does
     not take it and passes 1.0 (in every lane in vector mode).  ``zero_first``: globals
-    (shadow globals) stored zero before the call.
+    (shadow globals) stored zero before the call.  ``trap``: the entry takes a last
+    parameter, the status block of :mod:`enzyme_py._native.traps`, and sets up the frame
+    an ``exit()``/``abort()`` of the code jumps back to (it then returns zero).
     """
     lib = _lib()
     ctx = module.context
@@ -189,13 +196,14 @@ def build_entry(
     else:
         out_kinds = tuple(_kind_of(t) for _, t in leaves)
         result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
-        ptys[n] = lib.LLVMPointerType(i8, 0)
-    nparams = n + (1 if out_kinds else 0)
-    wty = lib.LLVMFunctionType(wrapper_ret, ptys, nparams, 0)
+    ptr = lib.LLVMPointerType(i8, 0)
+    wparams = [ptys[i] for i in range(n)] + ([ptr] if out_kinds else []) + ([ptr] if trap else [])
+    wty = lib.LLVMFunctionType(wrapper_ret, (ctypes.c_void_p * max(len(wparams), 1))(*wparams), len(wparams), 0)
     wrapper = lib.LLVMAddFunction(module.handle, symbol.encode(), wty)
     with BuilderRef.create(ctx) as b:
         block = lib.LLVMAppendBasicBlockInContext(ctx.handle, wrapper, b"entry")
         lib.LLVMPositionBuilderAtEnd(b.handle, block)
+        frame = _trap_frame(module, b.handle, wrapper, wrapper_ret, len(wparams) - 1) if trap else None
         for g in zero_first:
             lib.LLVMBuildStore(b.handle, lib.LLVMConstNull(lib.LLVMGlobalGetValueType(g)), g)
         values = []
@@ -214,6 +222,8 @@ def build_entry(
                 values.append(lib.LLVMConstReal(seed_type, 1.0))
         argv = (ctypes.c_void_p * max(n_target, 1))(*values)
         call = lib.LLVMBuildCall2(b.handle, fty, target, argv, n_target, b"")
+        if frame is not None:
+            _trap_leave(module, b.handle, frame)
         if result == "void" and not out_kinds:
             lib.LLVMBuildRetVoid(b.handle)
         elif not out_kinds:
@@ -228,7 +238,135 @@ def build_entry(
                 slot = lib.LLVMBuildBitCast(b.handle, slot, lib.LLVMPointerType(leaf_ty, 0), b"")
                 lib.LLVMBuildStore(b.handle, value, slot)
             lib.LLVMBuildRetVoid(b.handle)
-    return tuple(params) + (("ptr",) if out_kinds else ()), result, out_kinds
+    return tuple(params) + (("ptr",) if out_kinds else ()) + (("ptr",) if trap else ()), result, out_kinds
+
+
+def _declare(module: ModuleRef, name: str, ret: int, params: Sequence[int]) -> tuple[int, int]:
+    """``(function, its type)``: the declaration of ``name`` (added when missing)."""
+    lib = _lib()
+    fty = lib.LLVMFunctionType(ret, (ctypes.c_void_p * max(len(params), 1))(*params), len(params), 0)
+    fn = lib.LLVMGetNamedFunction(module.handle, name.encode())
+    if not fn:
+        fn = lib.LLVMAddFunction(module.handle, name.encode(), fty)
+    return int(fn), int(fty)
+
+
+def _trap_frame(module: ModuleRef, b: int, wrapper: int, ret: int, status_index: int) -> int:
+    """At the start of an entry: the frame an ``exit()``/``abort()`` jumps back to (see
+    :mod:`enzyme_py._native.traps`); the builder is left in the block that runs the
+    function; the jump lands in a block that returns zero."""
+    lib = _lib()
+    ctx = module.context.handle
+    i8 = lib.LLVMInt8TypeInContext(ctx)
+    i32 = lib.LLVMInt32TypeInContext(ctx)
+    i64 = lib.LLVMInt64TypeInContext(ctx)
+    ptr = lib.LLVMPointerType(i8, 0)
+    frame = lib.LLVMBuildAlloca(b, lib.LLVMArrayType(i64, FRAME_BYTES // 8), b"enzpy.frame")
+    lib.LLVMSetAlignment(frame, 16)
+    slot = lib.LLVMBuildGEP2(b, i8, frame, (ctypes.c_void_p * 1)(lib.LLVMConstInt(i64, 512, 0)), 1, b"")
+    lib.LLVMBuildStore(b, lib.LLVMGetParam(wrapper, status_index), slot)
+    enter, enter_ty = _declare(module, "enzpy_trap_enter", ptr, [ptr])
+    lib.LLVMBuildCall2(b, enter_ty, enter, (ctypes.c_void_p * 1)(frame), 1, b"")
+    setjmp, setjmp_ty = _declare(module, "_setjmp", i32, [ptr])
+    twice = lib.LLVMGetEnumAttributeKindForName(b"returns_twice", 13)
+    attr = lib.LLVMCreateEnumAttribute(ctx, twice, 0)
+    lib.LLVMAddAttributeAtIndex(setjmp, _FUNCTION_INDEX, attr)
+    jumped = lib.LLVMBuildCall2(b, setjmp_ty, setjmp, (ctypes.c_void_p * 1)(frame), 1, b"enzpy.jumped")
+    lib.LLVMAddCallSiteAttribute(jumped, _FUNCTION_INDEX, attr)
+    run = lib.LLVMAppendBasicBlockInContext(ctx, wrapper, b"run")
+    back = lib.LLVMAppendBasicBlockInContext(ctx, wrapper, b"trapped")
+    zero = lib.LLVMBuildICmp(b, 32, jumped, lib.LLVMConstInt(i32, 0, 0), b"")  # LLVMIntEQ
+    lib.LLVMBuildCondBr(b, zero, run, back)
+    lib.LLVMPositionBuilderAtEnd(b, back)
+    _trap_leave(module, b, frame)
+    if lib.LLVMGetTypeKind(ret) == TypeKind.VOID:
+        lib.LLVMBuildRetVoid(b)
+    else:
+        lib.LLVMBuildRet(b, lib.LLVMConstNull(ret))
+    lib.LLVMPositionBuilderAtEnd(b, run)
+    return int(frame)
+
+
+def _trap_leave(module: ModuleRef, b: int, frame: int) -> None:
+    lib = _lib()
+    ctx = module.context.handle
+    ptr = lib.LLVMPointerType(lib.LLVMInt8TypeInContext(ctx), 0)
+    leave, leave_ty = _declare(module, "enzpy_trap_leave", lib.LLVMVoidTypeInContext(ctx), [ptr])
+    lib.LLVMBuildCall2(b, leave_ty, leave, (ctypes.c_void_p * 1)(frame), 1, b"")
+
+
+def collect_constructors(module: ModuleRef, name: str) -> bool:
+    """Turn the module's static constructors (``llvm.global_ctors``, what C++ globals
+    with constructors need) into one external function ``name`` that calls them in
+    priority order, to be called once when the code loads; whether there were any.
+
+    Registrations of destructors (``__cxa_atexit``, ``atexit``) become no-ops: they would
+    call into JIT memory at process exit, after the code may have been unloaded, so
+    destructors of static objects do not run; ``__dso_handle`` gets a local definition.
+    """
+    lib = _lib()
+    g = lib.LLVMGetNamedGlobal(module.handle, b"llvm.global_ctors")
+    init = lib.LLVMGetInitializer(g) if g else None
+    ctors: list[tuple[int, int, int]] = []
+    if init and lib.LLVMIsAConstantArray(init):
+        for i in range(lib.LLVMGetNumOperands(init)):
+            entry = lib.LLVMGetOperand(init, i)
+            if not lib.LLVMIsAConstantStruct(entry) or lib.LLVMGetNumOperands(entry) < 2:
+                continue
+            prio = int(lib.LLVMConstIntGetSExtValue(lib.LLVMGetOperand(entry, 0)))
+            fn = _strip(lib.LLVMGetOperand(entry, 1), aggregates=False)
+            if lib.LLVMIsAFunction(fn):
+                ctors.append((prio, i, fn))
+    if g:
+        lib.LLVMDeleteGlobal(g)
+    if not ctors:
+        return False
+    ctx = module.context.handle
+    void = lib.LLVMVoidTypeInContext(ctx)
+    for stub, ret in (("__cxa_atexit", "i32"), ("atexit", "i32")):
+        fn = lib.LLVMGetNamedFunction(module.handle, stub.encode())
+        if fn and lib.LLVMIsDeclaration(fn):
+            rty = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(fn))
+            with BuilderRef.create(module.context) as b:
+                lib.LLVMPositionBuilderAtEnd(b.handle, lib.LLVMAppendBasicBlockInContext(ctx, fn, b"entry"))
+                if lib.LLVMGetTypeKind(rty) == TypeKind.VOID:
+                    lib.LLVMBuildRetVoid(b.handle)
+                else:
+                    lib.LLVMBuildRet(b.handle, lib.LLVMConstNull(rty))
+            lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
+    dso = lib.LLVMGetNamedGlobal(module.handle, b"__dso_handle")
+    if dso and lib.LLVMIsDeclaration(dso):
+        lib.LLVMSetInitializer(dso, lib.LLVMConstNull(lib.LLVMGlobalGetValueType(dso)))
+        lib.LLVMSetLinkage(dso, Linkage.INTERNAL)
+    fty = lib.LLVMFunctionType(void, None, 0, 0)
+    runner = lib.LLVMAddFunction(module.handle, name.encode(), fty)
+    with BuilderRef.create(module.context) as b:
+        lib.LLVMPositionBuilderAtEnd(b.handle, lib.LLVMAppendBasicBlockInContext(ctx, runner, b"entry"))
+        for _prio, _i, fn in sorted(ctors):
+            cty = lib.LLVMGlobalGetValueType(fn)
+            lib.LLVMBuildCall2(b.handle, cty, fn, None, 0, b"")
+        lib.LLVMBuildRetVoid(b.handle)
+    return True
+
+
+def redirect_exits(module: ModuleRef) -> bool:
+    """Rename the declarations of the process-ending functions the code calls
+    (:data:`enzyme_py._native.traps.TRAPPED`) to the trap helpers; whether any was (the
+    entry point must then be built with ``trap=True``)."""
+    lib = _lib()
+    found = False
+    for name, helper in TRAPPED.items():
+        fn = lib.LLVMGetNamedFunction(module.handle, name.encode())
+        if not fn or not lib.LLVMIsDeclaration(fn) or not lib.LLVMGetFirstUse(fn):
+            continue
+        found = True
+        existing = lib.LLVMGetNamedFunction(module.handle, helper.encode())
+        if existing:
+            lib.LLVMReplaceAllUsesWith(fn, existing)
+            lib.LLVMDeleteFunction(fn)
+        else:
+            rename(fn, helper)
+    return found
 
 
 # --------------------------------------------------------------------------- finishing
@@ -413,6 +551,8 @@ class GlobalUse:
     has_pointers: bool = False
     value_type: int = 0
     text_type: str = ""
+    #: its initial value holds the address of a function or another global
+    refers: bool = False
 
 
 @dataclass
@@ -495,6 +635,11 @@ def scan_globals(module: ModuleRef) -> dict[str, GlobalUse]:
             use.written = _is_written(g)
             use.has_pointers = _type_has_pointers(vt)
             use.text_type = read_type(vt).text
+            init = lib.LLVMGetInitializer(g)
+            if init and use.has_pointers:
+                refs: set[int] = set()
+                _operands_globals(init, set(), refs, lib)
+                use.refers = bool(refs) or bool(lib.LLVMIsAGlobalVariable(init) or lib.LLVMIsAFunction(init))
         out[name] = use
     return out
 
@@ -542,6 +687,17 @@ def uses_source_interface(module: ModuleRef) -> bool:
     registration globals or ``enzyme_*`` annotations."""
     calls, regs = interface_uses(module)
     return bool(interface_calls(module) or regs or enzyme_annotations(module))
+
+
+def uses_openmp(module: ModuleRef) -> bool:
+    """Whether the module calls OpenMP's runtime (``__kmpc_*``, ``omp_*``)."""
+    lib = _lib()
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            name = value_name(fn)
+            if name.startswith(("__kmpc_", "omp_")):
+                return True
+    return False
 
 
 def interface_calls(module: ModuleRef) -> list[str]:
@@ -818,18 +974,22 @@ def isolate_state(
     return zeroed
 
 
-def state_module(module: ModuleRef, names: dict[str, str]) -> None:
-    """Turn ``module`` (a fresh parse of the module's bitcode) into its state object:
-    only the globals in ``names``, renamed to their state names, with their initial
-    values; :class:`CompileError` when an initial value refers to a function or another
-    global (such state cannot be separated from the code)."""
+def state_module(module: ModuleRef, names: dict[str, str]) -> ModuleRef:
+    """The state object of ``module`` (a fresh parse of the module's bitcode), as a new
+    module in its context: only the globals in ``names``, renamed to their state names,
+    with their initial values; :class:`CompileError` when an initial value refers to a
+    function or another global (such state cannot be separated from the code).  Nothing
+    is deleted from ``module`` (its functions may refer to each other, or be named by
+    ``llvm.global_ctors``)."""
     lib = _lib()
-    for fn in list(_functions(module)):
-        if not lib.LLVMIsDeclaration(fn):
-            lib.LLVMDeleteFunction(fn)
-    for g in list(_globals(module)):
-        name = value_name(g)
-        if name in names:
+    out = ModuleRef(
+        lib.LLVMModuleCreateWithNameInContext(b"state", module.context.handle), keep=module.context
+    )
+    try:
+        for g in list(_globals(module)):
+            name = value_name(g)
+            if name not in names:
+                continue
             init = lib.LLVMGetInitializer(g)
             refs: set[int] = set()
             if init:
@@ -843,9 +1003,13 @@ def state_module(module: ModuleRef, names: dict[str, str]) -> None:
                     "module's mutable globals apart from its code and cannot do so for this "
                     "one. Initialise it at run time instead"
                 )
-            rename(g, names[name])
-            lib.LLVMSetLinkage(g, Linkage.EXTERNAL)
-        elif not name.startswith("llvm."):
-            if lib.LLVMIsDeclaration(g):
-                continue
-            lib.LLVMDeleteGlobal(g)
+            vt = lib.LLVMGlobalGetValueType(g)
+            ng = lib.LLVMAddGlobal(out.handle, vt, names[name].encode())
+            lib.LLVMSetInitializer(ng, init if init else lib.LLVMConstNull(vt))
+            lib.LLVMSetAlignment(ng, lib.LLVMGetAlignment(g))
+            lib.LLVMSetThreadLocal(ng, lib.LLVMIsThreadLocal(g))
+            lib.LLVMSetLinkage(ng, Linkage.EXTERNAL)
+    except BaseException:
+        out.close()
+        raise
+    return out

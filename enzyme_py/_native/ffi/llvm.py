@@ -306,7 +306,16 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMGetAsString": (P, (P, POINTER(c_size_t))),
     "LLVMReplaceAllUsesWith": (None, (P, P)),
     "LLVMGetNamedMetadataNumOperands": (c_uint, (P, c_char_p)),
-    "LLVMPointerTypeIsOpaque": (Bool, (P,)),
+    # entry points whose exit()/abort() come back to Python (enzyme_py._native.traps)
+    "LLVMCreateEnumAttribute": (P, (P, c_uint, c_uint64)),
+    "LLVMAddCallSiteAttribute": (None, (P, c_uint, P)),
+    "LLVMBuildAlloca": (P, (P, P, c_char_p)),
+    "LLVMBuildICmp": (P, (P, c_int, P, P, c_char_p)),
+    "LLVMBuildCondBr": (P, (P, P, P, P)),
+    # static constructors of C++ code
+    "LLVMConstIntGetSExtValue": (ctypes.c_longlong, (P,)),
+    "LLVMModuleCreateWithNameInContext": (P, (c_char_p, P)),
+    "LLVMSetThreadLocal": (None, (P, Bool)),
 }
 
 
