@@ -232,10 +232,10 @@ def optimise_source(mod: ModuleRef, name: str) -> None:
 #: pre-AD optimisation, always-inline functions are inlined and memory is promoted to
 #: registers (``sroa``, ``gvn``); after the pass, the same clean-up and dead loops go.
 SOURCE_PRE_PASS = "always-inline,function(sroa,gvn)"
-#: The optimisation of C/C++ source before Enzyme's pass: LLVM's simplification pipeline
-#: at O2 (what runs before the clang plugin's Enzyme, at the optimiser's start), without
-#: the optimiser's loop transforms and late CFG sinking.
-SOURCE_OPTIMISE = os.environ.get("ENZPY_SRC_OPT", "default<O1>")
+#: The optimisation of C/C++ source before Enzyme's pass, without unrolling or
+#: vectorisation (as FACTS.md measured: O2 before the pass turns more branches into
+#: selects of pointers, which this Enzyme reports as mixed activity).
+SOURCE_OPTIMISE = "default<O1>"
 SOURCE_POST_PASS = "function(sroa,gvn,loop(loop-deletion))"
 
 

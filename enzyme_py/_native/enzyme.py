@@ -87,7 +87,72 @@ def set_option(name: str, value: bool) -> None:
     nat.enzyme.EnzymeSetCLBool(addr, 1 if value else 0)
 
 
+def _parse_layout(desc: str, at: int = 0) -> tuple[Any, int]:
+    """Parse a memory-layout description (see :func:`_layout_tree`) from ``at``:
+    ``(tree, end)`` with ``tree`` a scalar kind, ``("ptr", inner | None)`` or
+    ``("struct", ((offset, inner), ...))``."""
+    if desc.startswith("ptr", at):
+        at += 3
+        if at < len(desc) and desc[at] == ">":
+            inner, at = _parse_layout(desc, at + 1)
+            return ("ptr", inner), at
+        return ("ptr", None), at
+    if desc.startswith("{", at):
+        at += 1
+        fields = []
+        while at < len(desc) and desc[at] != "}":
+            colon = desc.index(":", at)
+            offset = int(desc[at:colon])
+            inner, at = _parse_layout(desc, colon + 1)
+            fields.append((offset, inner))
+            if at < len(desc) and desc[at] == ";":
+                at += 1
+        if at >= len(desc):
+            raise ValueError(f"unterminated struct layout in {desc!r}")
+        return ("struct", tuple(fields)), at + 1
+    end = at
+    while end < len(desc) and (desc[end].isalnum()):
+        end += 1
+    kind = desc[at:end]
+    if kind not in _ELEMENT_CT:
+        raise ValueError(f"unknown element kind {kind!r} in layout {desc!r}")
+    return kind, end
+
+
+def _layout_tree(node: Any, ctx: ContextRef, trees: list[TypeTreeRef]) -> TypeTreeRef:
+    """The type tree of a value of layout ``node`` at offset ``[]``: a scalar
+    ``{[]:T}``; a pointer ``{[]:Pointer}`` plus what it points to under ``[-1]`` (any
+    offset: an array of it); a struct each field's tree under its byte offset."""
+    if isinstance(node, str):
+        tree = TypeTreeRef.concrete(_ELEMENT_CT[node], ctx)
+        trees.append(tree)
+        return tree
+    tag, body = node
+    tree = TypeTreeRef.concrete(ConcreteType.POINTER, ctx) if tag == "ptr" else TypeTreeRef.empty()
+    trees.append(tree)
+    if tag == "ptr":
+        if body is not None:
+            tree.merge(_layout_tree(body, ctx, trees).only_eq(-1))
+    else:
+        for offset, inner in body:
+            tree.merge(_layout_tree(inner, ctx, trees).only_eq(offset))
+    return tree
+
+
 def _type_tree(kind: str, elem: str | None, ctx: ContextRef, trees: list[TypeTreeRef]) -> int:
+    if kind == "ptr" and elem is not None and (">" in elem or "{" in elem):
+        # a pointer to pointers or to structs (``ptr>f64``, ``{0:ptr>f64;8:f64}``)
+        node, end = _parse_layout(elem)
+        if end != len(elem):
+            raise ValueError(f"trailing text in layout {elem!r}")
+        if isinstance(node, tuple) and node[0] == "struct":
+            # a struct (or the first of an array of them) at the pointer's target
+            tree = TypeTreeRef.concrete(ConcreteType.POINTER, ctx)
+            trees.append(tree)
+            tree.merge(_layout_tree(node, ctx, trees))
+        else:  # an array of pointers (or scalars) from the pointer on
+            tree = _layout_tree(("ptr", node), ctx, trees)
+        return tree.only_eq(-1).handle
     if kind == "ptr":
         inner = TypeTreeRef.concrete(_ELEMENT_CT.get(elem or "", ConcreteType.ANYTHING), ctx)
         trees.append(inner)
