@@ -756,6 +756,27 @@ def _c_string(value: int) -> str | None:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _check_forward_rule(primal: int, rule: int, refuse: Any) -> None:
+    """A forward rule of a function returning a value returns ``{primal, tangent}``
+    (Enzyme extracts the tangent as element 1 and asserts on anything else)."""
+    lib = _lib()
+    pret = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(primal))
+    rret = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(rule))
+    if lib.LLVMGetTypeKind(pret) == TypeKind.VOID:
+        return
+    ok = lib.LLVMGetTypeKind(rret) in (TypeKind.STRUCT, TypeKind.ARRAY) and (
+        lib.LLVMCountStructElementTypes(rret) == 2
+        if lib.LLVMGetTypeKind(rret) == TypeKind.STRUCT
+        else lib.LLVMGetArrayLength(rret) == 2
+    )
+    if not ok:
+        refuse(
+            f"names the forward rule {value_name(rule)!r}, which returns "
+            f"{read_type(rret).text}; a rule for a function returning {read_type(pret).text} "
+            "returns a struct {primal, tangent} (two values)"
+        )
+
+
 def check_registrations(module: ModuleRef, name: str) -> None:
     """Refuse registration globals Enzyme's pass would stop the process on (it checks
     them with ``llvm_unreachable``) or silently ignore, with :class:`UnsupportedError`
@@ -787,6 +808,12 @@ def check_registrations(module: ModuleRef, name: str) -> None:
             for i in range(count):
                 if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, i), aggregates=True)):
                     refuse(f"holds a value that is not a function at position {i}")
+            if key == "__enzyme_register_derivative":
+                _check_forward_rule(
+                    _strip(lib.LLVMGetOperand(init, 0), aggregates=True),
+                    _strip(lib.LLVMGetOperand(init, 1), aggregates=True),
+                    refuse,
+                )
             for i in range(count, n):
                 extra = _c_string(_strip(lib.LLVMGetOperand(init, i), aggregates=True))
                 if extra is None or not extra.startswith("byref_") or not extra[6:].isdigit():
