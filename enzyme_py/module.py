@@ -457,6 +457,18 @@ def _top_level_paren(name: str) -> int:
     return -1
 
 
+def _last_top_level_space(name: str) -> int:
+    depth, at = 0, -1
+    for i, c in enumerate(name):
+        if c in "<(":
+            depth += 1
+        elif c in ">)":
+            depth -= 1
+        elif c == " " and depth == 0:
+            at = i
+    return at
+
+
 def _strip_templates(name: str) -> str:
     out, depth = [], 0
     for c in name:
@@ -477,10 +489,13 @@ def _cxx_index(functions: Mapping[str, Any]) -> dict[str, set[str]]:
         if not cxx:
             continue
         full = _normal(cxx)
-        keys = {full}
         cut = _top_level_paren(full)
         base = full[:cut] if cut > 0 else full
-        keys.add(base)
+        space = _last_top_level_space(base)
+        if space >= 0:  # a template's return type comes first: "double ns::f<double>(double)"
+            base = base[space + 1 :]
+            full = base + (full[cut:] if cut > 0 else "")
+        keys = {full, _normal(cxx), base}
         bare = _strip_templates(base)
         keys.add(bare)
         keys.add(bare.rsplit("::", 1)[-1])

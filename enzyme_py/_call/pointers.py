@@ -390,7 +390,7 @@ def _struct_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapp
     numpy = isinstance(val, np.ndarray)
 
     def same(v: Any) -> bool:
-        return (v.dtype == key and type(v) is np.ndarray) if numpy else type(v) is key
+        return (type(v) is np.ndarray and v.dtype == key) if numpy else type(v) is key
 
     if activity is None:
 

@@ -84,8 +84,11 @@ def _refuse_unsupported(facts: transforms.ModuleFacts, plan: Plan) -> None:
     if facts.openmp:
         where = ", ".join(facts.openmp)
         raise UnsupportedError(
-            f"{plan.function!r} forks OpenMP parallel regions (in {where}); enzyme_py does not "
-            "differentiate OpenMP code. Compile without -fopenmp to differentiate it serially"
+            f"{plan.function!r} forks OpenMP parallel regions (in {where}); Enzyme's C API, "
+            "which the Python API uses, aborts on them. Call it from C through Enzyme's "
+            "source interface instead (__enzyme_autodiff in the module: Module.from_c runs "
+            "Enzyme's own pass, which differentiates parallel loops), or compile without "
+            "-fopenmp to differentiate it serially"
         )
 
 

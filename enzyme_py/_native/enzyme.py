@@ -133,10 +133,20 @@ def _layout_tree(node: Any, ctx: ContextRef, trees: list[TypeTreeRef]) -> TypeTr
     if tag == "ptr":
         if body is not None:
             tree.merge(_layout_tree(body, ctx, trees).only_eq(-1))
-    else:
-        for offset, inner in body:
-            tree.merge(_layout_tree(inner, ctx, trees).only_eq(offset))
+    else:  # a struct is flat memory: nested structs' fields at their summed offsets
+        for offset, leaf in _flatten(body, 0):
+            tree.merge(_layout_tree(leaf, ctx, trees).only_eq(offset))
     return tree
+
+
+def _flatten(fields: Any, base: int) -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
+    for offset, inner in fields:
+        if isinstance(inner, tuple) and inner[0] == "struct":
+            out += _flatten(inner[1], base + offset)
+        else:
+            out.append((base + offset, inner))
+    return out
 
 
 def _type_tree(kind: str, elem: str | None, ctx: ContextRef, trees: list[TypeTreeRef]) -> int:

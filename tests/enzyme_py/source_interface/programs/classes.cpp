@@ -23,6 +23,7 @@ template <typename T> T poly(T x) { return x * x * x - T(2) * x; }
 struct Shape { virtual double area(double r) const = 0; virtual ~Shape() {} };
 struct Circle : Shape { double area(double r) const override { return M_PI * r * r; } };
 }  // namespace phys
+template double phys::poly<double>(double);  // instantiated: kept for Python callers
 
 // built by a static constructor; inactive: Enzyme would otherwise differentiate into a
 // shadow vector of its own, which nothing constructs
