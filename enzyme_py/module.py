@@ -28,7 +28,7 @@ import hashlib
 import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,8 @@ from ._compile.client import source_pass_isolated
 from ._compile.pipeline import optimise_source, source_pass
 from ._compile.service import Program
 from ._native import transforms
-from ._native.handles import Closing, ContextRef, ModuleRef
 from ._native.cxx import cxx_runtime, demangle, openmp_runtime
+from ._native.handles import Closing, ContextRef, ModuleRef
 from ._native.library import native
 from ._native.types import Signature, read_signature
 from .errors import CompileError, UnsupportedError

@@ -247,7 +247,7 @@ def _field_slot(obj: Any, dotted: str) -> int:
             continue
         desc = getattr(t, part)
         addr += desc.offset
-        t = dict((f[0], f[1]) for f in t._fields_)[part]
+        t = {f[0]: f[1] for f in t._fields_}[part]
     return addr
 
 
@@ -259,7 +259,7 @@ def _pointee_dtype(s: Any, dotted: str) -> np.dtype[Any]:
         if part.startswith("["):
             t = t._type_
             continue
-        t = dict((f[0], f[1]) for f in t._fields_)[part]
+        t = {f[0]: f[1] for f in t._fields_}[part]
     inner = getattr(t, "_type_", None)
     kind = _CTYPES_KINDS.get(inner)
     if kind in _FLOATS:

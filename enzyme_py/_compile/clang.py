@@ -143,10 +143,10 @@ def rewrite_plugin_attributes(source: str, *, cpp: bool = False, name: str = "so
         inner = source[m.end() : end - 2]
         found: list[tuple[str, str | None]] = []
 
-        def sub(a: re.Match[str]) -> str:
+        def sub(a: re.Match[str], at: int = m.start(), found: list[tuple[str, str | None]] = found) -> str:
             key, arg = a.group(1), a.group(2)
             if key not in PLUGIN_ATTRIBUTES:
-                raise _unknown(source, m.start(), f"enzyme_{key}", name)
+                raise _unknown(source, at, f"enzyme_{key}", name)
             found.append((key, arg))
             ann = PLUGIN_ATTRIBUTES[key][0].format(arg=(arg or '""')[1:-1])
             return f'annotate("{ann}")'

@@ -210,11 +210,14 @@ def compile_state(bitcode: bytes, stateful: tuple[str, ...], token: str) -> byte
     names = state_names(stateful, token)
     with LOCK:
         tm = host_target_machine()
-        with ContextRef.create() as ctx:
-            with ctx.parse_bitcode(bitcode, "state") as mod, transforms.state_module(mod, names) as state:
-                state.prepare(nat.triple, tm)
-                state.verify("state of the module")
-                return state.emit_object(tm)
+        with (
+            ContextRef.create() as ctx,
+            ctx.parse_bitcode(bitcode, "state") as mod,
+            transforms.state_module(mod, names) as state,
+        ):
+            state.prepare(nat.triple, tm)
+            state.verify("state of the module")
+            return state.emit_object(tm)
 
 
 def optimise_source(mod: ModuleRef, name: str) -> None:

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import functools
 import threading
+from typing import Any
 
 from ..errors import LibraryError
 
@@ -65,7 +66,7 @@ def openmp_runtime(llvm_major: int) -> ctypes.CDLL | None:
     return None
 
 
-def _demangler() -> ctypes._CFuncPtr:
+def _demangler() -> Any:
     fn = cxx_runtime().__cxa_demangle
     fn.restype = ctypes.c_void_p
     fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from ..errors import LibraryError
 from .ffi import LOCK
 from .ffi.enzyme import CFnTypeInfo, ConcreteType, DiffRequest, IntList
-from .handles import ContextRef, EnzymeLogicRef, ModuleRef, PassManagerRef, TypeAnalysisRef, TypeTreeRef
+from .handles import (
+    ContextRef,
+    EnzymeLogicRef,
+    ModuleRef,
+    PassManagerRef,
+    TypeAnalysisRef,
+    TypeTreeRef,
+)
 from .library import native
 from .trampolines import guard
 

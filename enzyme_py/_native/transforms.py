@@ -35,12 +35,12 @@ __all__ = [
     "ModuleFacts",
     "add_function_attribute",
     "build_entry",
-    "finish",
-    "infer_pointees",
-    "inspect",
     "check_registrations",
     "collect_constructors",
     "enzyme_annotations",
+    "finish",
+    "infer_pointees",
+    "inspect",
     "interface_calls",
     "interface_uses",
     "isolate_state",
@@ -685,7 +685,7 @@ def enzyme_annotations(module: ModuleRef) -> list[str]:
 def uses_source_interface(module: ModuleRef) -> bool:
     """Whether Enzyme's own pass has work in ``module``: ``__enzyme_*`` calls,
     registration globals or ``enzyme_*`` annotations."""
-    calls, regs = interface_uses(module)
+    regs = interface_uses(module)[1]
     return bool(interface_calls(module) or regs or enzyme_annotations(module))
 
 
@@ -728,9 +728,7 @@ def _strip(value: int, *, aggregates: bool) -> int:
     without the aggregates around its first element, as Enzyme's pass reads it."""
     lib = _lib()
     for _ in range(64):
-        if lib.LLVMIsAConstantExpr(value):
-            value = lib.LLVMGetOperand(value, 0)
-        elif aggregates and _aggregate(value):
+        if lib.LLVMIsAConstantExpr(value) or aggregates and _aggregate(value):
             value = lib.LLVMGetOperand(value, 0)
         else:
             break
@@ -789,7 +787,7 @@ def check_registrations(module: ModuleRef, name: str) -> None:
         init = lib.LLVMGetInitializer(g)
         opaque = bool(lib.LLVMPointerTypeIsOpaque(lib.LLVMTypeOf(g)))
 
-        def refuse(what: str) -> None:
+        def refuse(what: str, gname: str = gname) -> None:
             raise UnsupportedError(
                 f"module {name!r}: the registration global {gname!r} {what}; Enzyme's pass "
                 "would stop the process on it (or ignore it)"
