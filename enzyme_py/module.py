@@ -18,7 +18,13 @@ A Python function lowered by :func:`enzyme_py.lower` is a :class:`Function` too,
 module holding its numba IR; its :attr:`Function.layout` maps its Python arguments (an
 array is a data pointer and a shape) onto the module's entry point.
 
-Environment: ``ENZYME_PY_CLANG`` names the clang used by :meth:`Module.from_c`.
+Modules written against Enzyme's own source-level interface (``__enzyme_autodiff``
+calls, registration globals) go through Enzyme's own pass when they are built, and keep
+the bitcode that comes out of it; C++ comes in through :meth:`Module.from_cpp`, its
+functions found by their C++ names.
+
+Environment: ``ENZYME_PY_CLANG`` names the clang used by :meth:`Module.from_c` and
+:meth:`Module.from_cpp`.
 """
 
 from __future__ import annotations
@@ -110,6 +116,8 @@ class Module(Closing):
         _refuse_interface(module, name)
         if transforms.uses_openmp(module):
             openmp_runtime(native().llvm_major)
+        if transforms.uses_cxx_runtime(module):
+            cxx_runtime()
         self.name = name
         #: name -> address of external functions the JIT must resolve (e.g. runtime
         #: functions of a library loaded RTLD_LOCAL); given to the JIT when code loads.
@@ -167,7 +175,8 @@ class Module(Closing):
     ) -> Module:
         """Parse LLVM bitcode; :class:`IRParseError` when it is not valid bitcode.  The
         module keeps these very bytes (its content hash, and so its disk-cache keys, are
-        those of ``data``)."""
+        those of ``data``), unless it uses Enzyme's source-level interface: it then keeps
+        the bitcode Enzyme's own pass produced (see :meth:`from_c`)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bitcode expects bytes, got {type(data).__name__}")
         native()
@@ -193,6 +202,12 @@ class Module(Closing):
 
         The code is optimised before differentiation without unrolling or vectorisation
         (those run after Enzyme).  :class:`CompileError` carries clang's stderr.
+
+        Source written against Enzyme's own interface (``__enzyme_autodiff`` calls,
+        ``__enzyme_register_*`` rules, ``__attribute__((enzyme_inactive))``, ...) goes
+        through Enzyme's own pass, as with Enzyme's clang plugin: its errors raise the
+        matching :class:`~enzyme_py.errors.EnzymeError` here, and ``main()`` (or any other
+        function) can then be called.  ``-fopenmp`` code loads LLVM's OpenMP runtime.
         """
         if not isinstance(source, str):
             raise TypeError(f"from_c expects C source (str), got {type(source).__name__}")
@@ -394,7 +409,12 @@ class Function:
     """A function defined in a :class:`Module`.
 
     Calling it runs the primal (compiled once, cached): scalars as Python numbers,
-    pointers as C-contiguous NumPy arrays of the matching dtype.  ``layout`` says how
+    pointers as C-contiguous NumPy arrays of the matching dtype (a list of arrays for a
+    pointer to pointers, a ``ctypes.Structure`` or structured array for a pointer to a
+    struct).  C's ``main(int argc, char **argv)`` called without arguments gets
+    ``argc = 1`` and the module's name as ``argv[0]``.  Compiled code that calls
+    ``exit()``, ``abort()`` or fails an ``assert()`` raises
+    :class:`~enzyme_py.errors.ProgramExit` instead of ending the process.  ``layout`` says how
     Python arguments map onto the LLVM function (see :mod:`enzyme_py._call.layout`).
     """
 

@@ -51,6 +51,7 @@ __all__ = [
     "set_rule_metadata",
     "state_module",
     "unbox_tape",
+    "uses_cxx_runtime",
     "uses_openmp",
     "uses_source_interface",
 ]
@@ -696,6 +697,18 @@ def uses_openmp(module: ModuleRef) -> bool:
         if lib.LLVMIsDeclaration(fn):
             name = value_name(fn)
             if name.startswith(("__kmpc_", "omp_")):
+                return True
+    return False
+
+
+def uses_cxx_runtime(module: ModuleRef) -> bool:
+    """Whether the module declares functions of a C++ runtime (mangled names, the
+    exception and allocation ABI), which the JIT resolves from libstdc++."""
+    lib = _lib()
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            name = value_name(fn)
+            if name.startswith(("_Z", "__cxa_", "__gxx_personality")):
                 return True
     return False
 
