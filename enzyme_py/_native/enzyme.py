@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..errors import LibraryError
+from . import library
 from .ffi import LOCK
-from .ffi.enzyme import CFnTypeInfo, ConcreteType, DiffRequest, IntList
+from .ffi.enzyme import CFnTypeInfo, ConcreteType, DiffRequest, ErrorType, IntList
 from .handles import (
     ContextRef,
     EnzymeLogicRef,
@@ -330,7 +331,8 @@ def run_source_pass(module: ModuleRef) -> bool:
     module, its context and the pass manager are then abandoned by the caller; the pass
     manager is leaked here)."""
     nat = _source_binding()
-    call = guard().call
+    g = guard()
+    call = g.call
     with LOCK:
         pm = PassManagerRef.create()
         lapack = nat.enzyme.global_address("EnzymeLapackCopy")
@@ -340,8 +342,13 @@ def run_source_pass(module: ModuleRef) -> bool:
             nat.enzyme.AddPreserveNVVMPass(pm.handle, 0)
             if lapack is not None:  # BLAS/LAPACK calls: cache matrices with copies
                 nat.enzyme.EnzymeSetCLBool(lapack, 1)
+            # Type trees deeper than EnzymeMaxTypeDepth are truncated, as the clang
+            # plugin has it (a warning there, not an error)
+            library.warnings_only = frozenset({ErrorType.TYPE_DEPTH_EXCEEDED})
+            library.warning_flag = g.warning_flag_address
             completed, _ = call("LLVMRunPassManager", pm.handle, module.handle)
         finally:
+            library.warnings_only = frozenset()
             if lapack is not None:
                 nat.enzyme.EnzymeSetCLBool(lapack, 0)
             if completed:
