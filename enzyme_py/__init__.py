@@ -26,6 +26,7 @@ __all__ = [
     "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
+    "EnzymeWarning",
     "Forward",
     "ForwardWithPrimal",
     "Function",
@@ -99,7 +100,7 @@ _WHERE = {
     "with_derivative": "rules",
 }
 _MODULES = {"errors", "config"}
-_ERRORS = {n for n in __all__ if n.endswith("Error")} | {"ProgramExit"}
+_ERRORS = {n for n in __all__ if n.endswith("Error")} | {"ProgramExit", "EnzymeWarning"}
 
 if TYPE_CHECKING:
     from . import config, errors
@@ -121,6 +122,7 @@ if TYPE_CHECKING:
         EnzymeCrashError,
         EnzymeError,
         EnzymePyError,
+        EnzymeWarning,
         IllegalFirstPointerError,
         IllegalTypeAnalysisError,
         InternalError,

@@ -22,6 +22,8 @@ also from the built-in exception it resembles, so callers may catch either::
     ├── ProgramExit (RuntimeError)         compiled code called exit(), abort() or failed an assert()
     └── LibraryError (OSError)             libLLVM / LLVMEnzyme could not be found or loaded
 
+    EnzymeWarning (UserWarning)            Enzyme's own pass warned (as the clang plugin does)
+
 Invalid requests (wrong arity, an activity that does not fit a parameter's type, a
 wrong dtype, ...) raise plain :class:`TypeError` or :class:`ValueError` before any
 native code runs.
@@ -35,6 +37,7 @@ __all__ = [
     "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
+    "EnzymeWarning",
     "IRParseError",
     "IllegalFirstPointerError",
     "IllegalTypeAnalysisError",
@@ -212,6 +215,13 @@ class ProgramExit(EnzymePyError, RuntimeError):
 class TapeError(EnzymePyError, ValueError):
     """A split-mode tape was misused: reversed twice, passed to another thunk's reverse
     callable, or used after its module was closed (see :mod:`enzyme_py.split`)."""
+
+
+class EnzymeWarning(UserWarning):
+    """What Enzyme's own pass (run over a module that uses Enzyme's source-level
+    interface) reports as a warning, as the clang plugin prints it: a type tree deeper
+    than Enzyme's limit (truncated), mixed activity (Enzyme's default shadow used).
+    Turn it into an error with ``warnings.simplefilter("error", EnzymeWarning)``."""
 
 
 class LibraryError(EnzymePyError, OSError):

@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import os
 import secrets
+import warnings
 from collections.abc import Mapping
 
 from .. import config
@@ -40,7 +41,7 @@ from .._native.library import native
 from .._native.reports import Report, collecting, raise_for_reports
 from .._native.target import host_target_machine
 from .._native.tuning import apply_tuning, emit_level
-from ..errors import CompileError, UnsupportedError
+from ..errors import CompileError, EnzymeError, EnzymeWarning, UnsupportedError
 from . import modes
 from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
 
@@ -242,6 +243,8 @@ SOURCE_PRE_PASS = "always-inline,function(sroa,gvn)"
 #: vectorisation (as FACTS.md measured: O2 before the pass turns more branches into
 #: selects of pointers, which this Enzyme reports as mixed activity).
 SOURCE_OPTIMISE = "default<O1>"
+#: The fallback when Enzyme fails on code optimised with :data:`SOURCE_OPTIMISE`.
+SOURCE_OPTIMISE_LIGHT = "function(sroa,early-cse,instcombine)"
 SOURCE_POST_PASS = "function(sroa,gvn,loop(loop-deletion))"
 
 
@@ -260,6 +263,24 @@ def refuse_source_interface(mod: ModuleRef, name: str, why: str) -> None:
 
 
 def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
+    """Enzyme's own pass over a module that uses its source-level interface (see
+    :func:`_source_pass`).  When Enzyme reports an error for code optimised with
+    :data:`SOURCE_OPTIMISE`, the pass runs once more on the code optimised only with
+    :data:`SOURCE_OPTIMISE_LIGHT` (close to what the clang plugin sees at ``-O0``:
+    optimisation can change the code into forms this Enzyme cannot differentiate); if
+    that fails too, the first error is raised."""
+    try:
+        return _source_pass(bitcode, name, pre=SOURCE_OPTIMISE if optimise else None)
+    except EnzymeError as first:
+        if not optimise:
+            raise
+        try:
+            return _source_pass(bitcode, name, pre=SOURCE_OPTIMISE_LIGHT)
+        except EnzymeError:
+            raise first from None
+
+
+def _source_pass(bitcode: bytes, name: str, *, pre: str | None) -> bytes:
     """Enzyme's own pass over a module that uses its source-level interface: every
     ``__enzyme_autodiff``/``__enzyme_fwddiff``/... call becomes a call of the derivative
     Enzyme generates, registered rules and inactive functions take effect.  Returns the
@@ -267,8 +288,8 @@ def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
 
     Pipeline (under the LLVM lock, in a fresh context): Enzyme's ``PreserveNVVM`` (reads
     the registrations before anything can inline the functions they name) ->
-    ``default<O2>`` without unrolling or vectorisation (``optimise``: for code from C
-    source; IR given by the user is differentiated as it is) -> :data:`SOURCE_PRE_PASS`
+    the pipeline ``pre`` without unrolling or vectorisation (for code from C source;
+    IR given by the user is differentiated as it is) -> :data:`SOURCE_PRE_PASS`
     -> Enzyme's pass and ``PreserveNVVM``'s end, through the setjmp trampoline ->
     :data:`SOURCE_POST_PASS` -> verifier.  Enzyme's errors raise the matching
     :class:`~enzyme_py.errors.EnzymeError`; malformed registrations, which would abort
@@ -288,14 +309,15 @@ def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
                     transforms.check_registrations(mod, name)
                     mod.prepare(nat.triple, tm)
                     native_enzyme.preserve_rules(mod)
-                    if optimise:
-                        mod.run_passes(SOURCE_OPTIMISE, tm, loop_transforms=False)
+                    if pre:
+                        mod.run_passes(pre, tm, loop_transforms=False)
                     mod.run_passes(SOURCE_PRE_PASS, tm, loop_transforms=False)
                     if reports:
                         raise CompileError(
                             f"optimising source {name!r} failed", "\n".join(r.message for r in reports)
                         )
-                    completed = native_enzyme.run_source_pass(mod)
+                    warned: list[str] = []
+                    completed = native_enzyme.run_source_pass(mod, warned)
                     if not completed:
                         # Abandoned mid-way: what Enzyme built may point into this module
                         # and context, so both are abandoned too.
@@ -313,6 +335,8 @@ def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
                     mod.run_passes(SOURCE_POST_PASS, tm, loop_transforms=False)
                     mod.verify(f"module {name!r} after Enzyme's pass")
                     raise_for_reports(reports, name)
+                    for text in dict.fromkeys(warned):
+                        warnings.warn(f"Enzyme's pass over module {name!r}: {text}", EnzymeWarning, stacklevel=4)
                     return mod.bitcode()
                 finally:
                     mod.close()

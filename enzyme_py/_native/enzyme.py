@@ -325,11 +325,15 @@ def preserve_rules(module: ModuleRef) -> None:
         nat.llvm.LLVMRunPassManager(pm.handle, module.handle)
 
 
-def run_source_pass(module: ModuleRef) -> bool:
+def run_source_pass(module: ModuleRef, warnings: list[str] | None = None) -> bool:
     """Enzyme's pass over ``module``, then ``PreserveNVVM`` at the end (linkage restored),
     through the setjmp trampoline: False when an error handler jumped out of it (the
     module, its context and the pass manager are then abandoned by the caller; the pass
-    manager is leaked here)."""
+    manager is leaked here).
+
+    What the clang plugin reports as warnings (it installs no error handler) are
+    warnings here too, appended to ``warnings``: a type tree deeper than
+    ``EnzymeMaxTypeDepth`` (truncated) and mixed activity (Enzyme's default shadow)."""
     nat = _source_binding()
     g = guard()
     call = g.call
@@ -342,13 +346,15 @@ def run_source_pass(module: ModuleRef) -> bool:
             nat.enzyme.AddPreserveNVVMPass(pm.handle, 0)
             if lapack is not None:  # BLAS/LAPACK calls: cache matrices with copies
                 nat.enzyme.EnzymeSetCLBool(lapack, 1)
-            # Type trees deeper than EnzymeMaxTypeDepth are truncated, as the clang
-            # plugin has it (a warning there, not an error)
-            library.warnings_only = frozenset({ErrorType.TYPE_DEPTH_EXCEEDED})
+            library.warnings_only = frozenset({ErrorType.TYPE_DEPTH_EXCEEDED, ErrorType.MIXED_ACTIVITY})
             library.warning_flag = g.warning_flag_address
+            library.warned = []
             completed, _ = call("LLVMRunPassManager", pm.handle, module.handle)
         finally:
             library.warnings_only = frozenset()
+            if warnings is not None:
+                warnings.extend(library.warned)
+            library.warned = []
             if lapack is not None:
                 nat.enzyme.EnzymeSetCLBool(lapack, 0)
             if completed:

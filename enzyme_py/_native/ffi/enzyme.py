@@ -74,6 +74,7 @@ class ErrorType:
     ILLEGAL_FIRST_POINTER = 4
     INTERNAL_ERROR = 5
     TYPE_DEPTH_EXCEEDED = 6
+    MIXED_ACTIVITY = 7
 
 
 class DerivativeMode:

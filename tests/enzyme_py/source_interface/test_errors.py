@@ -161,3 +161,23 @@ def test_a_program_calling_an_undefined_function_fails_to_link() -> None:
     with pytest.raises(ez.CompileError, match="nowhere"):
         m.function("h")(1.0)
     assert m.function("main")() == 1
+
+
+def test_what_the_plugin_warns_about_is_a_warning_and_the_derivative_right() -> None:
+    # optimisation turns the branch into a select between an inactive global and an
+    # active pointer: the clang plugin warns about mixed activity and goes on (Enzyme's
+    # default shadow), and so does enzyme_py, with an EnzymeWarning
+    src = r"""
+    extern double __enzyme_autodiff(void*, ...);
+    extern int enzyme_const;
+    __attribute__((enzyme_inactive)) double tmp = 5.5;
+    __attribute__((noinline)) void f(int cond, double a, double *c) { if (cond) tmp *= a; else *c *= a; }
+    double test(int cond, double a) { double dat = a; f(cond, a, &dat); return dat; }
+    int main(void) {
+      double out = __enzyme_autodiff((void*)test, enzyme_const, 0, 3.0);
+      return (out == 6.0 && tmp == 5.5) ? 0 : 1;
+    }
+    """
+    with pytest.warns(ez.EnzymeWarning, match="Mismatched activity"):
+        m = ez.Module.from_c(src, name="mixed")
+    assert m.function("main")() == 0
