@@ -220,6 +220,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMPassBuilderOptionsSetLoopVectorization": (None, (P, Bool)),
     "LLVMPassBuilderOptionsSetSLPVectorization": (None, (P, Bool)),
     "LLVMRunPasses": (P, (P, c_char_p, P, P)),
+    # legacy pass manager (Enzyme's own pass, AddEnzymePass, is added to one)
+    "LLVMCreatePassManager": (P, ()),
+    "LLVMRunPassManager": (Bool, (P, P)),
+    "LLVMDisposePassManager": (None, (P,)),
     # ORC LLJIT
     "LLVMOrcCreateLLJIT": (P, (PP, P)),
     "LLVMOrcDisposeLLJIT": (P, (P,)),
@@ -291,6 +295,27 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMSetUnnamedAddr": (None, (P, Bool)),
     "LLVMGetGlobalContext": (P, ()),
     "LLVMGetModuleContext": (P, (P,)),
+    # Enzyme's source-level interface: registrations, annotations, calls left over
+    "LLVMIsAConstantArray": (P, (P,)),
+    "LLVMIsAConstantStruct": (P, (P,)),
+    "LLVMIsAConstantVector": (P, (P,)),
+    "LLVMIsAConstantDataArray": (P, (P,)),
+    "LLVMIsAConstantPointerNull": (P, (P,)),
+    "LLVMIsAConstantInt": (P, (P,)),
+    "LLVMIsConstantString": (Bool, (P,)),
+    "LLVMGetAsString": (P, (P, POINTER(c_size_t))),
+    "LLVMReplaceAllUsesWith": (None, (P, P)),
+    "LLVMGetNamedMetadataNumOperands": (c_uint, (P, c_char_p)),
+    # entry points whose exit()/abort() come back to Python (enzyme_py._native.traps)
+    "LLVMCreateEnumAttribute": (P, (P, c_uint, c_uint64)),
+    "LLVMAddCallSiteAttribute": (None, (P, c_uint, P)),
+    "LLVMBuildAlloca": (P, (P, P, c_char_p)),
+    "LLVMBuildICmp": (P, (P, c_int, P, P, c_char_p)),
+    "LLVMBuildCondBr": (P, (P, P, P, P)),
+    # static constructors of C++ code
+    "LLVMConstIntGetSExtValue": (ctypes.c_longlong, (P,)),
+    "LLVMModuleCreateWithNameInContext": (P, (c_char_p, P)),
+    "LLVMSetThreadLocal": (None, (P, Bool)),
 }
 
 
