@@ -10,10 +10,13 @@ Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
                globals nothing writes become constants
             -> Enzyme (reverse, forward, split or hvp; type trees from the plan), called
                through a setjmp trampoline
+               (numba's BLAS helpers first become CBLAS calls, :mod:`.._native.linalg`)
             -> derivative renamed; C-ABI entry point generated, external (Active return
-               seeded with 1.0 inside; aggregates via an out-pointer)
+               seeded with 1.0 inside; aggregates via an out-pointer); the LAPACK-style
+               helpers Enzyme's BLAS derivatives call are defined
             -> every other definition internal; load/store alignment clamped to
-               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped
+               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped;
+               calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
             -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``) for
                the host CPU (tuned per ``options().tune_cpu``) -> object code (code
                generator level 0 for small straight-line code)  => CompiledCode
@@ -32,7 +35,7 @@ from collections.abc import Mapping
 
 from .. import config
 from .._native import enzyme as native_enzyme
-from .._native import transforms
+from .._native import linalg, transforms, vecmath
 from .._native.ffi import LOCK
 from .._native.ffi.enzyme import DiffeType
 from .._native.handles import ContextRef, ModuleRef
@@ -127,6 +130,11 @@ def compile_plan(
                 mod = ctx.parse_bitcode(bitcode, plan.function)
                 try:
                     mod.prepare(nat.triple, tm)
+                    if linalg.map_numba_blas(mod):  # np.dot & co.: CBLAS calls Enzyme knows
+                        # numba's abort path after its helpers is dead now: drop it
+                        mod.run_passes("function(instsimplify,simplifycfg)", tm, loop_transforms=False)
+                    linalg.column_major(mod)
+                    transforms.typed_memsets(mod)
                     fn = mod.defined_function(plan.function)
                     if fn is None:
                         raise CompileError(f"function {plan.function!r} is not defined")
@@ -163,9 +171,12 @@ def compile_plan(
                             f"{len(outputs)} ({', '.join(outputs) or 'none'}) were expected; this "
                             "Enzyme build's C API does not behave like its profile"
                         )
+                    linalg.define_lapack_helpers(mod)
                     transforms.finish(mod, keep, opts.max_alignment)
                     if opts.host_cpu:  # host instructions, generic tuning
                         apply_tuning(mod, opts.tune_cpu)
+                    if opts.vector_math and opts.host_cpu:
+                        vecmath.annotate(mod)
                     mod.verify(f"derivative of {plan.function!r}")
                     # Drop what the entry point does not reach, then optimise.
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
