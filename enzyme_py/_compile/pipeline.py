@@ -42,7 +42,7 @@ from .._native.handles import ContextRef, ModuleRef
 from .._native.library import native
 from .._native.reports import Report, collecting, raise_for_reports
 from .._native.target import host_target_machine
-from .._native.tuning import apply_tuning, emit_level
+from .._native.tuning import apply_tuning, emit_level, set_llvm_options
 from ..errors import CompileError, UnsupportedError
 from . import modes
 from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
@@ -123,6 +123,7 @@ def compile_plan(
     symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
     names = state_names(stateful, plan.state) if plan.state else {}
     with LOCK:
+        set_llvm_options()
         tm = host_target_machine()
         ctx = ContextRef.create()
         try:

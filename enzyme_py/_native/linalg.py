@@ -18,7 +18,8 @@ LAPACK-style helpers Enzyme's BLAS derivatives call get definitions.
   column-major one).  This Enzyme (v0.0.289) caches the operands of a row-major call
   with rows and columns swapped, reading past the matrix, and computes wrong derivatives
   (seen on ``cblas_dgemm``); its column-major derivatives are right.  A layout that is not
-  a constant is rewritten with ``select`` instructions.
+  a constant is rewritten with ``select`` instructions (Enzyme then sees a select of the
+  operands; a constant one, the usual case, swaps them outright).
 * :func:`define_lapack_helpers` (after Enzyme): the derivatives of ``cblas_*`` calls use
   ``cblas_?lascl`` (scale a matrix: Enzyme zeroes the shadow of a ``beta = 0`` output
   with it) and ``cblas_?lacpy`` (copy a matrix into its cache), which no CBLAS defines:
@@ -277,12 +278,21 @@ def column_major(module: ModuleRef) -> int:
             lib.LLVMPositionBuilderBefore(bref.handle, call)
             b = _Builder(module, bref)
             bh = bref.handle
-            row = lib.LLVMBuildICmp(bh, _INT_EQ, arg[0], b.int32(_ROW_MAJOR), b"rowmajor")
+            row = None if layout == _ROW_MAJOR else lib.LLVMBuildICmp(
+                bh, _INT_EQ, arg[0], b.int32(_ROW_MAJOR), b"rowmajor"
+            )
 
             def pick(swapped: int, original: int) -> int:
+                # a constant row-major layout swaps outright: a select of an active and an
+                # inactive pointer would be a mixed activity for Enzyme
+                if row is None:
+                    return swapped
                 return int(lib.LLVMBuildSelect(bh, row, swapped, original, b""))
 
             def flip(t: int) -> int:
+                known = _const_int(t)
+                if known is not None:
+                    return b.int32(_TRANS if known == _NO_TRANS else _NO_TRANS)
                 no = lib.LLVMBuildICmp(bh, _INT_EQ, t, b.int32(_NO_TRANS), b"")
                 return int(lib.LLVMBuildSelect(bh, no, b.int32(_TRANS), b.int32(_NO_TRANS), b""))
 

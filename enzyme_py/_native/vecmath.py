@@ -115,7 +115,7 @@ def resolve(name: str) -> int | None:
         return None
 
 
-def _calls(module: ModuleRef, wanted: dict[str, tuple[tuple[str, int, str], ...]]) -> list[tuple[int, str]]:
+def _calls(module: ModuleRef, wanted: dict[str, object]) -> list[tuple[int, str]]:
     lib = native().llvm
     out = []
     fn = lib.LLVMGetFirstFunction(module.handle)
@@ -170,15 +170,44 @@ def _keep(module: ModuleRef, functions: list[int]) -> None:
     lib.LLVMSetInitializer(used, lib.LLVMConstArray(i8p, arr, len(values)))
 
 
+def _vector_intrinsics(vl: VectorLibrary) -> dict[str, tuple[str, int, int, str]]:
+    """``llvm.exp.v4f64`` -> (libmvec name, lanes, arity, kind) for the widths libmvec has."""
+    out = {}
+    for scalar, variants in vl.variants.items():
+        if not scalar.startswith("llvm."):
+            continue
+        _, arity, kind = FUNCTIONS[scalar]
+        stem = scalar.rsplit(".", 1)[0]  # llvm.exp
+        for _isa, lanes, vector in variants:
+            out[f"{stem}.v{lanes}{kind}"] = (vector, lanes, arity, kind)
+    return out
+
+
+def _replace_vector_intrinsics(module: ModuleRef, vl: VectorLibrary) -> int:
+    """Calls of vector math intrinsics (``llvm.exp.v4f64``, made by a vectoriser that ran
+    before, e.g. when a C module was optimised) call libmvec's function of that width
+    instead (the code generator would otherwise split them into scalar calls)."""
+    table = _vector_intrinsics(vl)
+    calls = _calls(module, {k: () for k in table})
+    lib = native().llvm
+    for inst, name in calls:
+        vector, lanes, arity, kind = table[name]
+        fn = _declare(module, vector, lanes, arity, kind)
+        lib.LLVMSetOperand(inst, lib.LLVMGetNumArgOperands(inst), fn)  # the callee
+    return len(calls)
+
+
 def annotate(module: ModuleRef) -> int:
     """Give every call of a function in :data:`FUNCTIONS` its libmvec variants (see the
-    module docstring); the number of calls annotated (0 when the host has no libmvec)."""
+    module docstring), and let calls of vector math intrinsics call libmvec; the number of
+    calls changed (0 when the host has no libmvec)."""
     vl = library()
     if vl is None:
         return 0
+    replaced = _replace_vector_intrinsics(module, vl)
     calls = _calls(module, vl.variants)
     if not calls:
-        return 0
+        return replaced
     lib = native().llvm
     ctx = module.context.handle
     declared: dict[str, int] = {}
@@ -193,6 +222,6 @@ def annotate(module: ModuleRef) -> int:
         attr = lib.LLVMCreateStringAttribute(ctx, _ATTRIBUTE, len(_ATTRIBUTE), value, len(value))
         lib.LLVMAddCallSiteAttribute(inst, _FUNCTION_INDEX, attr)
     _keep(module, list(declared.values()))
-    return len(calls)
+    return replaced + len(calls)
 
 
