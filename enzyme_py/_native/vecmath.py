@@ -1,5 +1,6 @@
-"""Vector math: calls of ``exp``, ``log``, ``sin``, ``cos``, ``tanh`` and ``pow`` in loops
-the vectoriser widens become calls of glibc's libmvec (``_ZGVdN4v_exp``, ...).
+"""Vector math: calls of ``exp``, ``log``, ``sin``, ``cos``, ``tanh`` and ``pow`` (and
+``cosh``/``sinh``, which Enzyme's derivatives of ``tanh``/``cosh`` call) in loops the
+vectoriser widens become calls of glibc's libmvec (``_ZGVdN4v_exp``, ...).
 
 LLVM's loop vectoriser widens a call when the call site names vector variants of its
 callee (the ``"vector-function-abi-variant"`` attribute, in the vector function ABI's
@@ -15,7 +16,7 @@ loaded on first use.
 
 Which variants: the widths the host's instruction set has (``b``: SSE, 2 doubles or 4
 floats; ``c``: AVX, ``d``: AVX2, 4/8; ``e``: AVX-512, 8/16), each only when libmvec
-exports it (``tanh`` since glibc 2.35, the others since 2.22).  Elsewhere (no libmvec, not
+exports it (``tanh``, ``cosh``, ``sinh`` since glibc 2.35, the others since 2.22).  Elsewhere (no libmvec, not
 x86-64) nothing is annotated and the code keeps its scalar calls.
 
 Accuracy: libmvec's functions are within 4 ulp of the correctly rounded result (glibc's
@@ -45,11 +46,11 @@ __all__ = ["VectorLibrary", "annotate", "library", "resolve"]
 
 #: scalar callee -> (libmvec's base name, number of arguments, element kind)
 FUNCTIONS: dict[str, tuple[str, int, str]] = {}
-for _name in ("exp", "log", "sin", "cos", "tanh", "pow"):
+for _name in ("exp", "log", "sin", "cos", "tanh", "pow", "cosh", "sinh"):
     _arity = 2 if _name == "pow" else 1
     FUNCTIONS[_name] = (_name, _arity, "f64")
     FUNCTIONS[_name + "f"] = (_name + "f", _arity, "f32")
-    if _name != "tanh":  # LLVM 15 has no tanh intrinsic
+    if _name not in ("tanh", "cosh", "sinh"):  # LLVM 15 has no intrinsics of those
         FUNCTIONS[f"llvm.{_name}.f64"] = (_name, _arity, "f64")
         FUNCTIONS[f"llvm.{_name}.f32"] = (_name + "f", _arity, "f32")
 del _name, _arity
