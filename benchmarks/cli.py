@@ -139,7 +139,7 @@ def run_main(argv: Sequence[str]) -> int:
     """Parse run options, run, print the table; the exit status."""
     from benchmarks.native import hand_compiler
     from benchmarks.problems import get_problem
-    from benchmarks.report import FAILED, format_table, write_json
+    from benchmarks.report import FAILED, format_table, format_targets, write_json
     from benchmarks.runner import RunConfig, run
     from benchmarks.tools import TOOLS, get_tool
 
@@ -176,6 +176,10 @@ def run_main(argv: Sequence[str]) -> int:
     print(f"Mode: {'quick' if args.quick else 'full'}; medians after warm-up; "
           f"total {time.perf_counter() - start:.1f} s\n")
     print(format_table(rows))
+    targets = format_targets(rows)
+    if targets:
+        print("\nTargets (one-thread rows of this run):\n")
+        print(targets)
     if args.json:
         write_json(rows, args.json)
     if not any(r.status == "ok" for r in rows):
