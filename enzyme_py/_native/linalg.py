@@ -89,12 +89,13 @@ def _const_int(value: int) -> int | None:
 def _strip_casts(value: int) -> int:
     lib = _lib()
     for _ in range(8):
-        if lib.LLVMIsAInstruction(value) and lib.LLVMGetInstructionOpcode(value) in (Opcode.BITCAST, Opcode.ADDRSPACE_CAST):
-            value = lib.LLVMGetOperand(value, 0)
-        elif lib.LLVMIsAConstantExpr(value) and lib.LLVMGetConstOpcode(value) == Opcode.BITCAST:
-            value = lib.LLVMGetOperand(value, 0)
-        else:
+        cast = (
+            lib.LLVMIsAInstruction(value)
+            and lib.LLVMGetInstructionOpcode(value) in (Opcode.BITCAST, Opcode.ADDRSPACE_CAST)
+        ) or (lib.LLVMIsAConstantExpr(value) and lib.LLVMGetConstOpcode(value) == Opcode.BITCAST)
+        if not cast:
             break
+        value = lib.LLVMGetOperand(value, 0)
     return int(value)
 
 
@@ -261,6 +262,45 @@ def _layout_calls(module: ModuleRef) -> Iterator[tuple[int, str]]:
     return _calls_of(module, names)
 
 
+def _swap_to_column_major(module: ModuleRef, call: int, name: str, arg: list[int], layout: int | None) -> None:
+    lib = _lib()
+    with BuilderRef.create(module.context) as bref:
+        lib.LLVMPositionBuilderBefore(bref.handle, call)
+        b = _Builder(module, bref)
+        bh = bref.handle
+        row = None if layout == _ROW_MAJOR else lib.LLVMBuildICmp(
+            bh, _INT_EQ, arg[0], b.int32(_ROW_MAJOR), b"rowmajor"
+        )
+
+        def pick(swapped: int, original: int) -> int:
+            # a constant row-major layout swaps outright: a select of an active and an
+            # inactive pointer would be a mixed activity for Enzyme
+            if row is None:
+                return swapped
+            return int(lib.LLVMBuildSelect(bh, row, swapped, original, b""))
+
+        def flip(t: int) -> int:
+            known = _const_int(t)
+            if known is not None:
+                return b.int32(_TRANS if known == _NO_TRANS else _NO_TRANS)
+            no = lib.LLVMBuildICmp(bh, _INT_EQ, t, b.int32(_NO_TRANS), b"")
+            return int(lib.LLVMBuildSelect(bh, no, b.int32(_TRANS), b.int32(_NO_TRANS), b""))
+
+        new = list(arg)
+        new[0] = b.int32(_COL_MAJOR)
+        if name.endswith("gemm"):
+            # (layout, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            for i, j in ((1, 2), (3, 4), (7, 9), (8, 10)):
+                new[i], new[j] = pick(arg[j], arg[i]), pick(arg[i], arg[j])
+        else:
+            # (layout, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
+            new[1] = pick(flip(arg[1]), arg[1])
+            new[2], new[3] = pick(arg[3], arg[2]), pick(arg[2], arg[3])
+    for i, v in enumerate(new):
+        if v != arg[i]:
+            lib.LLVMSetOperand(call, i, v)
+
+
 def column_major(module: ModuleRef) -> int:
     """Rewrite row-major ``cblas_?gemm``/``cblas_?gemv`` calls as column-major ones (see
     the module docstring); the number of calls rewritten."""
@@ -274,41 +314,7 @@ def column_major(module: ModuleRef) -> int:
         layout = _const_int(arg[0])
         if layout == _COL_MAJOR:
             continue
-        with BuilderRef.create(module.context) as bref:
-            lib.LLVMPositionBuilderBefore(bref.handle, call)
-            b = _Builder(module, bref)
-            bh = bref.handle
-            row = None if layout == _ROW_MAJOR else lib.LLVMBuildICmp(
-                bh, _INT_EQ, arg[0], b.int32(_ROW_MAJOR), b"rowmajor"
-            )
-
-            def pick(swapped: int, original: int) -> int:
-                # a constant row-major layout swaps outright: a select of an active and an
-                # inactive pointer would be a mixed activity for Enzyme
-                if row is None:
-                    return swapped
-                return int(lib.LLVMBuildSelect(bh, row, swapped, original, b""))
-
-            def flip(t: int) -> int:
-                known = _const_int(t)
-                if known is not None:
-                    return b.int32(_TRANS if known == _NO_TRANS else _NO_TRANS)
-                no = lib.LLVMBuildICmp(bh, _INT_EQ, t, b.int32(_NO_TRANS), b"")
-                return int(lib.LLVMBuildSelect(bh, no, b.int32(_TRANS), b.int32(_NO_TRANS), b""))
-
-            new = list(arg)
-            new[0] = b.int32(_COL_MAJOR)
-            if name.endswith("gemm"):
-                # (layout, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-                for i, j in ((1, 2), (3, 4), (7, 9), (8, 10)):
-                    new[i], new[j] = pick(arg[j], arg[i]), pick(arg[i], arg[j])
-            else:
-                # (layout, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
-                new[1] = pick(flip(arg[1]), arg[1])
-                new[2], new[3] = pick(arg[3], arg[2]), pick(arg[2], arg[3])
-        for i, v in enumerate(new):
-            if v != arg[i]:
-                lib.LLVMSetOperand(call, i, v)
+        _swap_to_column_major(module, call, name, arg, layout)
         done += 1
     return done
 

@@ -336,7 +336,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMIsAConstantInt": (P, (P,)),
     "LLVMConstIntGetSExtValue": (ctypes.c_longlong, (P,)),
     "LLVMGetAllocatedType": (P, (P,)),
-    "LLVMGetIntTypeWidth": (c_uint, (P,)),
 }
 
 
