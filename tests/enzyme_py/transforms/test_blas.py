@@ -211,13 +211,18 @@ PY_CASES = [
     (_vm, (4, 5), (5,)),
     (_views, (4, 6), (6, 3)),
     (_vv, (5, 5), (5,)),
+    (_outer, (4, 4), (4,)),
     (_mlp, (5, 5), (5,)),
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(("f", "shape_a", "shape_b"), PY_CASES, ids=[c[0].__name__ for c in PY_CASES])
-def test_python_matrix_products_match_finite_differences(f, shape_a, shape_b, dtype):
+def test_python_matrix_products_match_finite_differences(f, shape_a, shape_b, dtype, request):
+    if f is _outer and dtype is np.float32:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "float32 np.outer: Enzyme reports the parent pointer numba stores into the view's "
+            "descriptor as a mixed activity")))
     rng = np.random.default_rng(len(shape_a) + len(shape_b))
     A = rng.uniform(-1, 1, shape_a).astype(dtype)
     B = rng.uniform(-1, 1, shape_b).astype(dtype)
