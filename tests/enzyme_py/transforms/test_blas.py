@@ -288,3 +288,13 @@ def test_blas_threads_are_settable():
         blas.set_num_threads(old)
     with pytest.raises(ValueError):
         blas.set_num_threads(0)
+
+
+def test_threadpoolctl_controls_the_blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    lib = blas.library()
+    infos = [i for i in threadpoolctl.threadpool_info() if i.get("filepath") and
+             __import__("os").path.samefile(i["filepath"], lib.path)]
+    assert infos, "threadpoolctl sees the BLAS enzyme_py calls"
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert blas.get_num_threads() == 1
