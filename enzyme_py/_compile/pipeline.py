@@ -4,20 +4,23 @@ code out.
 Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
 
     bitcode -> module (host triple and data layout)
+            -> BLAS calls made Enzyme's (:mod:`.._native.linalg`): numba's ``np.dot``
+               helpers become CBLAS calls, row-major CBLAS calls column-major ones;
+               zeroing memsets of float buffers become typed loops
             -> what the function reaches is inspected: inline assembly and OpenMP are
                refused before Enzyme sees them; the module's mutable globals become
                declarations of its state object (with zeroed shadows for derivatives),
                globals nothing writes become constants
             -> Enzyme (reverse, forward, split or hvp; type trees from the plan), called
                through a setjmp trampoline
-               (numba's BLAS helpers first become CBLAS calls, :mod:`.._native.linalg`)
             -> derivative renamed; C-ABI entry point generated, external (Active return
                seeded with 1.0 inside; aggregates via an out-pointer); the LAPACK-style
                helpers Enzyme's BLAS derivatives call are defined
             -> every other definition internal; load/store alignment clamped to
                ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped;
                calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
-            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``) for
+            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``, with
+               LLVM's ordered FP reductions, :func:`.._native.tuning.set_llvm_options`) for
                the host CPU (tuned per ``options().tune_cpu``) -> object code (code
                generator level 0 for small straight-line code)  => CompiledCode
 
