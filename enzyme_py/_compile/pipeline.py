@@ -4,6 +4,9 @@ code out.
 Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
 
     bitcode -> module (host triple and data layout)
+            -> BLAS calls made Enzyme's (:mod:`.._native.linalg`): numba's ``np.dot``
+               helpers become CBLAS calls, row-major CBLAS calls column-major ones;
+               zeroing memsets of float buffers become typed loops
             -> what the function reaches is inspected: inline assembly and OpenMP are
                refused before Enzyme sees them; the module's mutable globals become
                declarations of its state object (with zeroed shadows for derivatives),
@@ -11,10 +14,13 @@ Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
             -> Enzyme (reverse, forward, split or hvp; type trees from the plan), called
                through a setjmp trampoline
             -> derivative renamed; C-ABI entry point generated, external (Active return
-               seeded with 1.0 inside; aggregates via an out-pointer)
+               seeded with 1.0 inside; aggregates via an out-pointer); the LAPACK-style
+               helpers Enzyme's BLAS derivatives call are defined
             -> every other definition internal; load/store alignment clamped to
-               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped
-            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``) for
+               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped;
+               calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
+            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``, with
+               LLVM's ordered FP reductions, :func:`.._native.tuning.set_llvm_options`) for
                the host CPU (tuned per ``options().tune_cpu``) -> object code (code
                generator level 0 for small straight-line code)  => CompiledCode
 
@@ -33,14 +39,14 @@ from collections.abc import Mapping
 
 from .. import config
 from .._native import enzyme as native_enzyme
-from .._native import transforms
+from .._native import linalg, transforms, vecmath
 from .._native.ffi import LOCK
 from .._native.ffi.enzyme import DiffeType
 from .._native.handles import ContextRef, ModuleRef
 from .._native.library import native
 from .._native.reports import Report, collecting, raise_for_reports
 from .._native.target import host_target_machine
-from .._native.tuning import apply_tuning, emit_level
+from .._native.tuning import apply_tuning, emit_level, set_llvm_options
 from ..errors import CompileError, EnzymeError, EnzymeWarning, UnsupportedError
 from . import modes
 from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
@@ -124,6 +130,7 @@ def compile_plan(
     symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
     names = state_names(stateful, plan.state) if plan.state else {}
     with LOCK:
+        set_llvm_options()
         tm = host_target_machine()
         ctx = ContextRef.create()
         try:
@@ -131,6 +138,11 @@ def compile_plan(
                 mod = ctx.parse_bitcode(bitcode, plan.function)
                 try:
                     mod.prepare(nat.triple, tm)
+                    if linalg.map_numba_blas(mod):  # np.dot & co.: CBLAS calls Enzyme knows
+                        # numba's abort path after its helpers is dead now: drop it
+                        mod.run_passes("function(instsimplify,simplifycfg)", tm, loop_transforms=False)
+                    linalg.column_major(mod)
+                    transforms.typed_memsets(mod)
                     fn = mod.defined_function(plan.function)
                     if fn is None:
                         raise CompileError(f"function {plan.function!r} is not defined")
@@ -174,9 +186,12 @@ def compile_plan(
                             f"{len(outputs)} ({', '.join(outputs) or 'none'}) were expected; this "
                             "Enzyme build's C API does not behave like its profile"
                         )
+                    linalg.define_lapack_helpers(mod)
                     transforms.finish(mod, keep, opts.max_alignment)
                     if opts.host_cpu:  # host instructions, generic tuning
                         apply_tuning(mod, opts.tune_cpu)
+                    if opts.vector_math and opts.host_cpu:
+                        vecmath.annotate(mod)
                     mod.verify(f"derivative of {plan.function!r}")
                     # Drop what the entry point does not reach, then optimise.
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"

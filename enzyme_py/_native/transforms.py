@@ -4,6 +4,8 @@ besides parsing, Enzyme and the pass pipeline.
 * :func:`build_entry` — the C-ABI entry point around a (derivative) function;
 * :func:`finish` — internalise, clamp alignments, drop pre-AD loop metadata;
 * :func:`unbox_tape` — split mode's reverse pass taking Enzyme's boxed tape;
+* :func:`typed_memsets` — zeroing ``llvm.memset`` calls of float buffers become typed
+  zeroing loops Enzyme can type;
 * :func:`rename`, :func:`make_external`, :func:`add_function_attribute`,
   :func:`set_rule_metadata` — small edits;
 * :func:`inspect` — what a function reaches before Enzyme sees it (inline assembly,
@@ -50,6 +52,7 @@ __all__ = [
     "scan_globals",
     "set_rule_metadata",
     "state_module",
+    "typed_memsets",
     "unbox_tape",
     "uses_cxx_runtime",
     "uses_openmp",
@@ -1052,3 +1055,111 @@ def state_module(module: ModuleRef, names: dict[str, str]) -> ModuleRef:
         out.close()
         raise
     return out
+
+
+# --------------------------------------------------------------------------- typed memsets
+
+_MEMSET_PREFIX = b"llvm.memset."
+_ZERO_HELPER = {"f64": "enzyme_py.zero.f64", "f32": "enzyme_py.zero.f32"}
+
+
+def _float_pointee(ptr: int) -> str | None:
+    """``f64``/``f32`` when the typed-pointer value ``ptr`` (an ``i8*``) is also used as a
+    pointer to that one float type (through a bitcast), else None."""
+    lib = _lib()
+    kinds = set()
+    use = lib.LLVMGetFirstUse(ptr)
+    while use:
+        user = lib.LLVMGetUser(use)
+        if lib.LLVMIsAInstruction(user) and lib.LLVMGetInstructionOpcode(user) == Opcode.BITCAST:
+            ty = lib.LLVMTypeOf(user)
+            if lib.LLVMGetTypeKind(ty) == TypeKind.POINTER and not lib.LLVMPointerTypeIsOpaque(ty):
+                elem = lib.LLVMGetTypeKind(lib.LLVMGetElementType(ty))
+                kinds.add({TypeKind.DOUBLE: "f64", TypeKind.FLOAT: "f32"}.get(elem, "other"))
+        use = lib.LLVMGetNextUse(use)
+    return kinds.pop() if len(kinds) == 1 and kinds != {"other"} else None
+
+
+def _zero_helper(module: ModuleRef, kind: str) -> tuple[int, int]:
+    """``void enzyme_py.zero.<kind>(T* p, i64 bytes)``: stores ``bytes / sizeof(T)`` zeros."""
+    lib = _lib()
+    ctx = module.context.handle
+    name = _ZERO_HELPER[kind].encode()
+    elem = lib.LLVMDoubleTypeInContext(ctx) if kind == "f64" else lib.LLVMFloatTypeInContext(ctx)
+    i64 = lib.LLVMInt64TypeInContext(ctx)
+    ptr = lib.LLVMPointerType(elem, 0)
+    fty = lib.LLVMFunctionType(lib.LLVMVoidTypeInContext(ctx), (ctypes.c_void_p * 2)(ptr, i64), 2, 0)
+    fn = lib.LLVMGetNamedFunction(module.handle, name)
+    if fn:
+        return int(fty), int(fn)
+    fn = lib.LLVMAddFunction(module.handle, name, fty)
+    lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
+    p, nbytes = lib.LLVMGetParam(fn, 0), lib.LLVMGetParam(fn, 1)
+    with BuilderRef.create(module.context) as bref:
+        b = bref.handle
+        entry = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"entry")
+        loop = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"loop")
+        body = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"body")
+        done = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"done")
+        lib.LLVMPositionBuilderAtEnd(b, entry)
+        count = lib.LLVMBuildLShr(b, nbytes, lib.LLVMConstInt(i64, 3 if kind == "f64" else 2, 0), b"n")
+        lib.LLVMBuildBr(b, loop)
+        lib.LLVMPositionBuilderAtEnd(b, loop)
+        i = lib.LLVMBuildPhi(b, i64, b"i")
+        more = lib.LLVMBuildICmp(b, 36, i, count, b"")  # ult
+        lib.LLVMBuildCondBr(b, more, body, done)
+        lib.LLVMPositionBuilderAtEnd(b, body)
+        slot = lib.LLVMBuildGEP2(b, elem, p, (ctypes.c_void_p * 1)(i), 1, b"")
+        lib.LLVMBuildStore(b, lib.LLVMConstReal(elem, 0.0), slot)
+        nxt = lib.LLVMBuildAdd(b, i, lib.LLVMConstInt(i64, 1, 0), b"")
+        lib.LLVMBuildBr(b, loop)
+        lib.LLVMAddIncoming(i, (ctypes.c_void_p * 2)(lib.LLVMConstInt(i64, 0, 0), nxt),
+                            (ctypes.c_void_p * 2)(entry, body), 2)
+        lib.LLVMPositionBuilderAtEnd(b, done)
+        lib.LLVMBuildRetVoid(b)
+    return int(fty), int(fn)
+
+
+def typed_memsets(module: ModuleRef) -> int:
+    """Replace each ``llvm.memset(p, 0, n)`` whose ``i8*`` destination is elsewhere used as
+    a ``double*`` (or ``float*``) by a call of a zeroing loop over that type: in typed-pointer
+    IR (numba's) Enzyme cannot deduce the type of a memset of an ``i8*`` (numba zeroes
+    ``np.zeros`` and empty matrix products that way).  Returns the number replaced."""
+    lib = _lib()
+    done = 0
+    todo = []
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            continue
+        for inst in _instructions(fn):
+            if lib.LLVMGetInstructionOpcode(inst) != Opcode.CALL:
+                continue
+            callee = lib.LLVMGetCalledValue(inst)
+            if not callee or not lib.LLVMIsAFunction(callee):
+                continue
+            size = ctypes.c_size_t()
+            name = ctypes.string_at(lib.LLVMGetValueName2(callee, ctypes.byref(size)), size.value)
+            if not name.startswith(_MEMSET_PREFIX):
+                continue
+            value = lib.LLVMGetOperand(inst, 1)
+            if not lib.LLVMIsAConstantInt(value) or lib.LLVMConstIntGetSExtValue(value) != 0:
+                continue
+            dest = lib.LLVMGetOperand(inst, 0)
+            kind = _float_pointee(dest)
+            if kind is not None:
+                todo.append((int(inst), int(dest), kind))
+    for inst, dest, kind in todo:
+        fty, helper = _zero_helper(module, kind)
+        nbytes = lib.LLVMGetOperand(inst, 2)
+        with BuilderRef.create(module.context) as bref:
+            b = bref.handle
+            lib.LLVMPositionBuilderBefore(b, inst)
+            fty_params = (ctypes.c_void_p * 2)()
+            lib.LLVMGetParamTypes(fty, fty_params)
+            cast = lib.LLVMBuildPointerCast(b, dest, fty_params[0], b"")
+            if lib.LLVMGetIntTypeWidth(lib.LLVMTypeOf(nbytes)) != 64:
+                nbytes = lib.LLVMBuildZExt(b, nbytes, lib.LLVMInt64TypeInContext(module.context.handle), b"")
+            lib.LLVMBuildCall2(b, fty, helper, (ctypes.c_void_p * 2)(cast, nbytes), 2, b"")
+        lib.LLVMInstructionEraseFromParent(inst)
+        done += 1
+    return done

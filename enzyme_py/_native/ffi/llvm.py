@@ -23,7 +23,9 @@ from ctypes import (
 __all__ = [
     "DIAGNOSTIC_HANDLER",
     "FUNCTIONS",
+    "ORC_DEFINITION_GENERATOR",
     "ORC_ERROR_REPORTER",
+    "CLookupSetElement",
     "CSymbolMapPair",
     "DiagnosticSeverity",
     "JITEvaluatedSymbol",
@@ -44,6 +46,11 @@ DIAGNOSTIC_HANDLER = CFUNCTYPE(None, c_void_p, c_void_p)
 
 #: ``void (*)(void *ctx, LLVMErrorRef)``: ORC's session error reporter
 ORC_ERROR_REPORTER = CFUNCTYPE(None, c_void_p, c_void_p)
+
+#: ``LLVMErrorRef (*)(LLVMOrcDefinitionGeneratorRef, void *ctx, LLVMOrcLookupStateRef *,
+#: LLVMOrcLookupKind, LLVMOrcJITDylibRef, LLVMOrcJITDylibLookupFlags, LLVMOrcCLookupSet,
+#: size_t)``: a custom definition generator's callback
+ORC_DEFINITION_GENERATOR = CFUNCTYPE(c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_void_p, c_int, c_void_p, c_size_t)
 
 
 class TypeKind:
@@ -79,6 +86,7 @@ class Linkage:
     """``LLVMLinkage`` values."""
 
     EXTERNAL = 0
+    APPENDING = 7
     INTERNAL = 8
     PRIVATE = 9
 
@@ -242,6 +250,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMOrcAbsoluteSymbols": (P, (P, c_size_t)),
     "LLVMOrcJITDylibDefine": (P, (P, P)),
     "LLVMOrcDisposeMaterializationUnit": (None, (P,)),
+    "LLVMOrcCreateCustomCAPIDefinitionGenerator": (P, (ORC_DEFINITION_GENERATOR, P, P)),
+    "LLVMOrcSymbolStringPoolEntryStr": (c_void_p, (P,)),
+    "LLVMCreateStringError": (P, (c_char_p,)),
+    "LLVMParseCommandLineOptions": (None, (c_int, POINTER(c_char_p), c_char_p)),
     # vector mode, split mode, hvp, custom rules, tuning
     "LLVMBuildLoad2": (P, (P, P, P, c_char_p)),
     "LLVMGetArrayLength": (c_uint, (P,)),
@@ -316,6 +328,32 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMConstIntGetSExtValue": (ctypes.c_longlong, (P,)),
     "LLVMModuleCreateWithNameInContext": (P, (c_char_p, P)),
     "LLVMSetThreadLocal": (None, (P, Bool)),
+    # BLAS calls (numba's helpers mapped to CBLAS), vector math
+    "LLVMFloatTypeInContext": (P, (P,)),
+    "LLVMVectorType": (P, (P, c_uint)),
+    "LLVMSetSection": (None, (P, c_char_p)),
+    "LLVMConstBitCast": (P, (P, P)),
+    "LLVMBuildFCmp": (P, (P, c_int, P, P, c_char_p)),
+    "LLVMBuildSelect": (P, (P, P, P, P, c_char_p)),
+    "LLVMBuildPhi": (P, (P, P, c_char_p)),
+    "LLVMAddIncoming": (None, (P, PP, PP, c_uint)),
+    "LLVMBuildTrunc": (P, (P, P, P, c_char_p)),
+    "LLVMBuildSExt": (P, (P, P, P, c_char_p)),
+    "LLVMBuildBr": (P, (P, P)),
+    "LLVMBuildFMul": (P, (P, P, P, c_char_p)),
+    "LLVMBuildFDiv": (P, (P, P, P, c_char_p)),
+    "LLVMBuildMul": (P, (P, P, P, c_char_p)),
+    "LLVMBuildAdd": (P, (P, P, P, c_char_p)),
+    "LLVMBuildPointerCast": (P, (P, P, P, c_char_p)),
+    "LLVMInstructionEraseFromParent": (None, (P,)),
+    "LLVMPositionBuilderBefore": (None, (P, P)),
+    "LLVMGetArgOperand": (P, (P, c_uint)),
+    "LLVMSetOperand": (None, (P, c_uint, P)),
+    "LLVMBuildLShr": (P, (P, P, P, c_char_p)),
+    "LLVMBuildZExt": (P, (P, P, P, c_char_p)),
+    "LLVMIsAAllocaInst": (P, (P,)),
+    "LLVMIsAConstantFP": (P, (P,)),
+    "LLVMGetAllocatedType": (P, (P,)),
 }
 
 
@@ -329,6 +367,12 @@ class JITEvaluatedSymbol(ctypes.Structure):
     """``LLVMJITEvaluatedSymbol {LLVMOrcExecutorAddress Address; LLVMJITSymbolFlags Flags}``."""
 
     _fields_ = [("Address", c_uint64), ("Flags", JITSymbolFlags)]
+
+
+class CLookupSetElement(ctypes.Structure):
+    """``LLVMOrcCLookupSetElement {LLVMOrcSymbolStringPoolEntryRef Name; LLVMOrcSymbolLookupFlags LookupFlags}``."""
+
+    _fields_ = [("Name", c_void_p), ("LookupFlags", c_int)]
 
 
 class CSymbolMapPair(ctypes.Structure):
