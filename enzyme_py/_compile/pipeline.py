@@ -20,7 +20,7 @@ Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
                ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped;
                calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
             -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``, with
-               LLVM's ordered FP reductions, :func:`.._native.tuning.set_llvm_options`) for
+               LLVM's ordered FP reductions while it runs, see :mod:`.._native.tuning`) for
                the host CPU (tuned per ``options().tune_cpu``) -> object code (code
                generator level 0 for small straight-line code)  => CompiledCode
 
@@ -46,7 +46,7 @@ from .._native.handles import ContextRef, ModuleRef
 from .._native.library import native
 from .._native.reports import Report, collecting, raise_for_reports
 from .._native.target import host_target_machine
-from .._native.tuning import apply_tuning, emit_level, set_llvm_options
+from .._native.tuning import apply_tuning, emit_level
 from ..errors import CompileError, EnzymeError, EnzymeWarning, UnsupportedError
 from . import modes
 from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
@@ -130,7 +130,6 @@ def compile_plan(
     symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
     names = state_names(stateful, plan.state) if plan.state else {}
     with LOCK:
-        set_llvm_options()
         tm = host_target_machine()
         ctx = ContextRef.create()
         try:

@@ -238,6 +238,21 @@ class ContextRef(ObjectRef):
         native().llvm.LLVMContextDispose(handle)
 
 
+_ORDERED_REDUCTIONS: list[bool] = []  # the value last given to libLLVM, if any
+
+
+def _ordered_reductions(on: bool) -> None:
+    """Set libLLVM's ``-force-ordered-reductions`` to ``on`` unless it already is (caller
+    holds the LLVM lock).  Ordered reductions let the loop vectoriser widen ``s += f(x[i])``
+    without reassociating it: the lanes are added in order, bitwise the scalar loop's sum."""
+    if _ORDERED_REDUCTIONS and _ORDERED_REDUCTIONS[0] is on:
+        return
+    flag = b"-force-ordered-reductions=" + (b"true" if on else b"false")
+    argv = (ctypes.c_char_p * 2)(b"enzyme_py", flag)
+    native().llvm.LLVMParseCommandLineOptions(2, argv, None)
+    _ORDERED_REDUCTIONS[:] = [on]
+
+
 class ModuleRef(ObjectRef):
     """An ``LLVMModuleRef``; keeps its :class:`ContextRef` alive."""
 
@@ -300,11 +315,18 @@ class ModuleRef(ObjectRef):
 
     def run_passes(self, pipeline: str, tm: TargetMachineRef, *, loop_transforms: bool) -> None:
         """Run a new-pass-manager pipeline; ``loop_transforms=False`` keeps unrolling and
-        vectorisation out (what runs before differentiation)."""
+        vectorisation out (what runs before differentiation).
+
+        Invariant: LLVM's ``-force-ordered-reductions`` holds exactly while a pipeline with
+        loop transforms runs.  The option is process-wide in libLLVM and, when set, lets
+        the loop vectoriser widen a strict floating-point sum even where the pass-builder
+        options turn vectorisation off; a vectorised loop before Enzyme would change
+        what Enzyme and the pointer analysis see, so it is switched per run."""
         if not pipeline:
             return
         lib = native().llvm
-        with PassBuilderOptionsRef(lib.LLVMCreatePassBuilderOptions()) as opts:
+        with LOCK, PassBuilderOptionsRef(lib.LLVMCreatePassBuilderOptions()) as opts:
+            _ordered_reductions(loop_transforms)
             flag = 1 if loop_transforms else 0
             lib.LLVMPassBuilderOptionsSetLoopUnrolling(opts.handle, flag)
             lib.LLVMPassBuilderOptionsSetLoopVectorization(opts.handle, flag)

@@ -874,7 +874,8 @@ def check_registrations(module: ModuleRef, name: str) -> None:
 def infer_pointees(fn: int, depth: int = 0) -> tuple[str | None, ...]:
     """For each parameter of ``fn``: the element kind (``f64``, ``i32``, ...) the function
     loads and stores through it when it is a pointer and that kind is the only one (through
-    GEPs, casts and calls to functions defined in the module), else None."""
+    GEPs, casts and calls to functions defined in the module), else None.  A vector load
+    or store (``<8 x float>``, what a vectorised loop reads) counts as its element kind."""
     lib = _lib()
     n = lib.LLVMCountParams(fn)
     out: list[str | None] = []
@@ -891,6 +892,14 @@ def infer_pointees(fn: int, depth: int = 0) -> tuple[str | None, ...]:
     return tuple(out)
 
 
+def _element_kind(ty: int) -> str:
+    """The kind of a loaded or stored type; a vector's is its element's."""
+    lib = _lib()
+    if lib.LLVMGetTypeKind(ty) == TypeKind.VECTOR:
+        ty = lib.LLVMGetElementType(ty)
+    return read_type(ty).kind
+
+
 def _pointee_kinds(value: int, found: set[str], depth: int) -> bool:
     """Collect the kinds loaded/stored through ``value``; False when a use is one this
     analysis does not follow (the pointee is then unknown)."""
@@ -904,11 +913,11 @@ def _pointee_kinds(value: int, found: set[str], depth: int) -> bool:
             return False
         op = lib.LLVMGetInstructionOpcode(user)
         if op == Opcode.LOAD:
-            found.add(read_type(lib.LLVMTypeOf(user)).kind)
+            found.add(_element_kind(lib.LLVMTypeOf(user)))
         elif op == Opcode.STORE:
             if lib.LLVMGetOperand(user, 1) != value:
                 return False  # the pointer itself is stored: it escapes
-            found.add(read_type(lib.LLVMTypeOf(lib.LLVMGetOperand(user, 0))).kind)
+            found.add(_element_kind(lib.LLVMTypeOf(lib.LLVMGetOperand(user, 0))))
         elif op in (Opcode.GEP, Opcode.BITCAST, Opcode.ADDRSPACE_CAST):
             if lib.LLVMGetOperand(user, 0) != value or not _pointee_kinds(user, found, depth + 1):
                 return False
