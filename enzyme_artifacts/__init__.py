@@ -89,6 +89,7 @@ __all__ = [
     "Override",
     "Platform",
     "PluginValidationError",
+    "ProfileMismatchError",
     "Resolved",
     "UnsafeArchiveError",
     "UnsupportedPlatformError",
@@ -116,6 +117,7 @@ _LAZY: dict[str, str] = {
     "CorruptArchiveError": "errors",
     "InvalidOverrideError": "errors",
     "PluginValidationError": "errors",
+    "ProfileMismatchError": "errors",
     "CacheError": "errors",
     "LockTimeoutError": "errors",
     "Platform": "platforms",
@@ -152,6 +154,7 @@ if TYPE_CHECKING:
         ManifestError,
         OfflineError,
         PluginValidationError,
+        ProfileMismatchError,
         UnsafeArchiveError,
         UnsupportedPlatformError,
     )
