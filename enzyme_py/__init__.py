@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "__version__",
     "Active",
     "BatchDuplicated",
     "BatchDuplicatedNoNeed",
@@ -46,6 +45,7 @@ __all__ = [
     "TapeError",
     "TypeDepthExceededError",
     "UnsupportedError",
+    "__version__",
     "autodiff",
     "autodiff_thunk",
     "config",
@@ -112,6 +112,7 @@ if TYPE_CHECKING:
         make_zero,
     )
     from .api import autodiff, gradient
+    from .config import isolated
     from .decorator import jit
     from .derivatives import hvp, hvp_and_gradient, jacobian
     from .errors import (
@@ -132,8 +133,6 @@ if TYPE_CHECKING:
         TypeDepthExceededError,
         UnsupportedError,
     )
-    from .config import isolated
-    from .python_functions import lower
     from .modes import (
         Forward,
         ForwardWithPrimal,
@@ -147,18 +146,16 @@ if TYPE_CHECKING:
         set_strong_zero,
     )
     from .module import Function, Module
+    from .python_functions import lower
     from .rules import inactive, with_derivative
     from .split import autodiff_thunk
 
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from enzyme_artifacts._version import distribution_version
 
-        try:
-            return version("enzyme-py")
-        except PackageNotFoundError:  # a source tree that was not installed
-            return "0+unknown"
+        return distribution_version()
     if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name in _ERRORS:

@@ -21,7 +21,7 @@ import ctypes
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -793,7 +793,7 @@ class Spec:
         status array (the function runs once)."""
         assert self.out is not None
         entry = self.entry()
-        vals, keep, _ = self.convert(values)
+        vals, _keep, _ = self.convert(values)
         guess = (0,) * self.out.ndim
         empty = np.empty(guess, dtype=self.out.dtype)
         entry.call([*vals, address_of(empty), *guess])

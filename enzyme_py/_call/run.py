@@ -49,7 +49,7 @@ def _pick_address() -> Any:
     return _address_slow  # pragma: no cover - other array layouts
 
 
-def address_of(arr: Any) -> int:
+def address_of(arr: Any) -> int:  # noqa: F811 - rebinds itself on first use
     """The data pointer of the NumPy array ``arr``; the first call picks the reader
     (nothing runs at import time) and rebinds this name to it."""
     global address_of

@@ -42,9 +42,12 @@ class ArgType(Protocol):
     """What Enzyme is told about one parameter: its LLVM kind (``f64``, ``ptr``, ...),
     the element kind behind a pointer (or None), and its ``DiffeType``."""
 
-    kind: str
-    elem: str | None
-    activity: int
+    @property
+    def kind(self) -> str: ...
+    @property
+    def elem(self) -> str | None: ...
+    @property
+    def activity(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,7 @@ class ModuleRef(ObjectRef):
     def context(self) -> ContextRef:
         ctx = self._keep
         if not isinstance(ctx, ContextRef):
-            raise ValueError("this module has no context wrapper")
+            raise ValueError("this module has no context wrapper")  # noqa: TRY004 - a state, not a type
         return ctx
 
     def verify(self, what: str) -> None:

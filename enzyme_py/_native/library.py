@@ -187,7 +187,7 @@ def _choose(major: int | None) -> Pinned:
         resolved = enzyme_artifacts.resolve(major)
     except LibraryError:
         raise
-    except Exception as e:  # enzyme_artifacts' errors, OSError, ...
+    except Exception as e:  # noqa: BLE001 - enzyme_artifacts' errors, OSError, ...
         # The message of enzyme_artifacts says everything (what was tried, what to do);
         # it is not repeated as the cause.
         raise LibraryError(f"could not locate the Enzyme plugin: {e}") from None

@@ -133,7 +133,8 @@ def _extract(b: int, value: int, path: tuple[int, ...]) -> int:
     return value
 
 
-def _param_types(fn: int) -> tuple[int, int, ctypes.Array[ctypes.c_void_p]]:
+def _param_types(fn: int) -> tuple[int, int, Any]:
+    """``(function type, parameter count, a ctypes array of the parameter types)``."""
     lib = _lib()
     fty = lib.LLVMGlobalGetValueType(fn)
     n = lib.LLVMCountParamTypes(fty)

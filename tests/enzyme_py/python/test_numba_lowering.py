@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import re
 import subprocess
 import sys
 from pathlib import Path
