@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["SOURCE", "build_fake_enzyme"]
+__all__ = ["SOURCE", "build_fake_enzyme", "fake_enzyme_source"]
 
 SOURCE = Path(__file__).with_name("fake_enzyme.c")
 
@@ -34,3 +34,17 @@ def build_fake_enzyme(folder: Path, *, profile: str = "v0.0.289", factor: float 
         cmd.append(f'-DFAKE_MARKERS="{text}"')
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
+
+
+def fake_enzyme_source(*, profile: str = "v0.0.289", factor: float = 1.0, markers: tuple[str, ...] = ()) -> str:
+    """The fake's C source with its choices written in (for a build system that compiles
+    it, as the Enzyme-shaped source trees of the build_recipes tests do)."""
+    if profile not in ("v0.0.289", "v0.0.173"):
+        raise ValueError(f"the fake knows the profiles v0.0.289 and v0.0.173, not {profile}")
+    lines = [f"#define FAKE_FACTOR {factor!r}"]
+    if profile == "v0.0.289":
+        lines.append("#define FAKE_STRONG_ZERO 1")
+    if markers:
+        text = "\\0".join(markers).replace('"', '\\"')
+        lines.append(f'#define FAKE_MARKERS "{text}"')
+    return "\n".join(lines) + "\n" + SOURCE.read_text()
