@@ -309,7 +309,10 @@ def _check_artifact(entry: ArtifactEntry, library: Path, llvm_lib: LLVMLibrary, 
         )
     except InvalidOverrideError as e:
         if steps is not None:
-            steps.append(Step(origin, where, f"refused: {e}", fix="enzyme-artifacts verify --fix"))
+            found = getattr(e, "found", None)
+            fix = (f"set {ENV_CAPI}={found}, or correct the capi of {entry.key} in the manifest" if found
+                   else f"enzyme-artifacts clean --all && enzyme-artifacts fetch --llvm {entry.llvm_version}")
+            steps.append(Step(origin, where, f"refused: {e}", fix=fix))
         raise
 
 
