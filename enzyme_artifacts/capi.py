@@ -284,11 +284,19 @@ def embedded_signatures(data: bytes, names: Iterable[str] = ENTRY_POINTS) -> dic
     {'EnzymeCreateForwardDiff': ('EnzymeCreateForwardDiff(size_t, uint8_t)',)}
     """
     found: dict[str, tuple[str, ...]] = {}
+    tail = re.compile(rb"\([^()\0]{0,2000}\)")
     for name in names:
-        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"\([^()\0]{0,2000}\)")
-        hits = sorted({m.group().decode("ascii", "replace") for m in pattern.finditer(data)})
+        key = name.encode() + b"("
+        hits = set()
+        at = data.find(key)
+        while at >= 0:  # bytes.find, then the pattern: a regex search over megabytes is slow
+            before = data[at - 1: at]
+            m = tail.match(data, at + len(key) - 1)
+            if m and not (before.isalnum() or before == b"_"):
+                hits.add((key[:-1] + m.group()).decode("ascii", "replace"))
+            at = data.find(key, at + 1)
         if hits:
-            found[name] = tuple(hits)
+            found[name] = tuple(sorted(hits))
     return found
 
 
