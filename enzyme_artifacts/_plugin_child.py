@@ -252,8 +252,13 @@ class _Probe:
         if not gradient:
             raise _Failed("EnzymeCreatePrimalAndGradient (split mode, gradient) returned NULL")
         _say(step=f"{self.name}: print the derivatives")
-        value_name = _fn(llvm, "LLVMGetValueName", c_char_p, [c_void_p])
-        names = [value_name(v) for v in (reverse, forward, augmented_fn, gradient)]
+        value_name = _fn(llvm, "LLVMGetValueName2", c_void_p, [c_void_p, POINTER(c_size_t)])
+
+        def name_of(value: int) -> bytes:
+            size = c_size_t(0)
+            return ctypes.string_at(value_name(value, ctypes.byref(size)), size.value)
+
+        names = [name_of(v) for v in (reverse, forward, augmented_fn, gradient)]
         text = ctypes.string_at(_fn(llvm, "LLVMPrintModuleToString", c_void_p, [c_void_p])(mod))
         return self.execute(text, names)
 
