@@ -300,6 +300,7 @@ def native(llvm_major: int | None = None, *, needed_by: str = "this code") -> Na
             llvm = Binding(llvm_cdll, llvm_decl.FUNCTIONS, str(choice.llvm_path))
         except AttributeError as e:
             raise LibraryError(f"{choice.llvm_path} lacks an LLVM-C function enzyme_py needs: {e}") from None
+        llvm.declare({n: t for n, t in llvm_decl.OPTIONAL.items() if llvm.has(n)})
         enzyme = Binding(enzyme_cdll, {}, str(choice.enzyme_path))
         _check_profile(enzyme, choice.enzyme_path, choice.capi)
         try:

@@ -23,6 +23,7 @@ from ctypes import (
 __all__ = [
     "DIAGNOSTIC_HANDLER",
     "FUNCTIONS",
+    "OPTIONAL",
     "ORC_ERROR_REPORTER",
     "CSymbolMapPair",
     "DiagnosticSeverity",
@@ -118,7 +119,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMContextCreate": (P, ()),
     "LLVMContextDispose": (None, (P,)),
     "LLVMContextSetDiagnosticHandler": (None, (P, DIAGNOSTIC_HANDLER, P)),
-    "LLVMContextSetOpaquePointers": (None, (P, Bool)),
     "LLVMGetDiagInfoDescription": (P, (P,)),
     "LLVMGetDiagInfoSeverity": (c_int, (P,)),
     "LLVMGetMDKindIDInContext": (c_uint, (P, c_char_p, c_uint)),
@@ -292,6 +292,14 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMGetGlobalContext": (P, ()),
     "LLVMGetModuleContext": (P, (P,)),
 }
+
+#: Functions of some LLVM majors only, declared when the library has them:
+#: ``LLVMContextSetOpaquePointers`` exists in LLVM 15 and 16 (from 17 on, pointers are
+#: always opaque and the function is gone).
+OPTIONAL: dict[str, tuple[object, tuple[object, ...]]] = {
+    "LLVMContextSetOpaquePointers": (None, (P, Bool)),
+}
+
 
 
 class JITSymbolFlags(ctypes.Structure):
