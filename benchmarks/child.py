@@ -60,6 +60,7 @@ class CaseSpec:
     quick: bool
     reference_library: str
     pin_cpu: int | None = None
+    clock: str = "wall"
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -173,13 +174,13 @@ def run_case(spec: CaseSpec) -> Row:
                        message=f"gradient differs from the hand-written adjoint: relative error "
                                f"{err:.3g} > {bound:.1g}")
         budget = _budget(spec.quick)
-        primal = measure(prepared.primal, budget)
-        grad = measure(prepared.gradient, budget, warmup=0)  # already run twice above
+        primal = measure(prepared.primal, budget, clock=spec.clock)
+        grad = measure(prepared.gradient, budget, warmup=0, clock=spec.clock)  # run twice above
         latency = None
         if prepared.latency is not None:
             x0 = float(inputs.args[inputs.active[0]])
             call = prepared.latency
-            latency = measure(lambda: call(x0), budget).median_s
+            latency = measure(lambda: call(x0), budget, clock=spec.clock).median_s
         return replace(common, status="ok", primal_s=primal.median_s, gradient_s=grad.median_s,
                    call_latency_s=latency, peak_rss_mib=_peak_rss_mib(), repeats=grad.repeats)
 

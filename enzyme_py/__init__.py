@@ -25,6 +25,7 @@ __all__ = [
     "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
+    "EnzymeWarning",
     "Forward",
     "ForwardWithPrimal",
     "Function",
@@ -38,6 +39,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "ProgramExit",
     "Reverse",
     "ReverseSplitNoPrimal",
     "ReverseSplitWithPrimal",
@@ -98,7 +100,7 @@ _WHERE = {
     "with_derivative": "rules",
 }
 _MODULES = {"errors", "config"}
-_ERRORS = {n for n in __all__ if n.endswith("Error")}
+_ERRORS = {n for n in __all__ if n.endswith("Error")} | {"ProgramExit", "EnzymeWarning"}
 
 if TYPE_CHECKING:
     from . import config, errors
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
         EnzymeCrashError,
         EnzymeError,
         EnzymePyError,
+        EnzymeWarning,
         IllegalFirstPointerError,
         IllegalTypeAnalysisError,
         InternalError,
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
         NoDerivativeError,
         NoShadowError,
         NoTypeError,
+        ProgramExit,
         TapeError,
         TypeDepthExceededError,
         UnsupportedError,
