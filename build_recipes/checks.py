@@ -25,10 +25,14 @@
 ``exports``
     every symbol of the C-API profile (:func:`enzyme_artifacts.capi.required_symbols`)
     is defined and exported.
-``signatures``
-    the library *is* that C-API profile (:func:`identify_capi_profile`): same names are
-    not enough, the C API changed its parameter lists across releases.  Fails when the
-    library embeds other signatures, and when it embeds none (its profile cannot be told).
+``capi``
+    the library *is* that C-API profile (:func:`identify_capi_profile`, the loader's own
+    identification): same names are not enough, the C API changed its parameter lists
+    across releases.  In child processes, known functions are differentiated through each
+    candidate profile's parameter lists and the numbers checked (so a ``-DNDEBUG`` build,
+    which embeds no signature strings, is identified too); fails when the library probes
+    as another profile or as none.  Without a libLLVM to probe with (``--no-load``, a cross
+    build) the embedded signature strings decide, and a library without them fails.
 ``load``
     in a child process, the target's libLLVM is opened ``RTLD_GLOBAL``, then the library;
     each C-API symbol is looked up, and the libraries mapped into the process are listed
@@ -167,12 +171,15 @@ def require_profile(profile: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ProfileIdentification:
-    """What a library says about its C-API profile.
+    """What a library's C-API profile is, judged against ``expected``.
 
-    ``matching``: the known profiles whose signatures the library embeds (and none of whose
-    embedded signatures differ); ``embedded``: function name -> the signature strings found;
-    ``differences``: one sentence per function whose embedded signature differs from
-    ``expected``; ``method``: how the profile was identified.
+    ``matching``: the profiles the library has -- the one the probe identified (or none)
+    when it was probed, else the known profiles its embedded signatures agree with;
+    ``embedded``: function name -> the signature strings found; ``differences``: one
+    sentence per function whose embedded signature differs from ``expected``; ``method``:
+    how the profile was identified; ``probed``: whether the loader's probe ran (a child
+    process differentiating known functions through each candidate profile),
+    ``outcomes`` its outcome per profile.
     """
 
     expected: str
@@ -180,86 +187,106 @@ class ProfileIdentification:
     embedded: Mapping[str, tuple[str, ...]]
     differences: tuple[str, ...]
     method: str
+    probed: bool = False
+    outcomes: str = ""
 
     @property
     def verdict(self) -> str:
-        """``match`` (the library is ``expected``), ``mismatch`` (it is another C API) or
-        ``unknown`` (nothing in it tells)."""
+        """``match`` (the library is ``expected``), ``mismatch`` (it is another C API, or
+        none this package knows) or ``unknown`` (not probed, and nothing in it tells)."""
+        if self.probed:
+            return "match" if self.matching == (self.expected,) else "mismatch"
         if self.differences:
             return "mismatch"
         return "match" if self.expected in self.matching else "unknown"
 
 
-def _params(signature: str) -> int:
-    inner = signature[signature.index("(") + 1: signature.rindex(")")].strip()
-    return 0 if not inner or inner == "void" else inner.count(",") + 1
+def _probe_library(path: Path, llvm: int | None, llvm_library: Path | None) -> Any:
+    """The libLLVM to probe ``path`` with (an :class:`enzyme_artifacts.llvm.LLVMLibrary`),
+    or None when none is at hand."""
+    from enzyme_artifacts.llvm import LLVMLibrary
+    from enzyme_artifacts.plugin import plugin_llvm_major
+
+    major = llvm if llvm is not None else plugin_llvm_major(path)[0]
+    if major is None:
+        return None
+    if llvm_library is not None:
+        return LLVMLibrary(Path(llvm_library), major, str(major), True, False, None, "env")
+    lib = find_target_libllvm(major)
+    return None if lib is None else LLVMLibrary(lib, major, str(major), True, False, None, "loader")
 
 
-def _embedded_signatures(blob: bytes, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``name -> distinct "name(params)" strings`` found in ``blob`` (the
-    ``__PRETTY_FUNCTION__`` strings assertions leave in ``.rodata``)."""
-    found: dict[str, tuple[str, ...]] = {}
-    for name in names:
-        pattern = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"\([^()\0]{0,2000}\)")
-        hits = sorted({m.group().decode("ascii", "replace") for m in pattern.finditer(blob)})
-        if hits:
-            found[name] = tuple(hits)
-    return found
-
-
-def identify_capi_profile(path: str | os.PathLike[str], expected: str) -> ProfileIdentification:
+def identify_capi_profile(path: str | os.PathLike[str], expected: str, *, llvm: int | None = None,
+                          llvm_library: Path | None = None, probe: bool = True) -> ProfileIdentification:
     """Which C-API profile the library at ``path`` has, judged against ``expected``.
 
-    This is the one place that identifies a library's profile for the checks.  Today it reads
-    the signature strings an assertions build embeds (FACTS: Enzyme's Release builds keep
-    them unless built with ``-DNDEBUG``), the way the loader checks a library at first use:
-    a function whose embedded parameter list differs from the profile's is a mismatch.  When
-    enzyme_artifacts' profile probe (``enzyme_artifacts.plugin``) lands, it replaces the body
-    of this function, so that ``check`` and the loader identify a library the same way.
+    This is the one place that identifies a library's profile for the checks, and it does
+    so as the loader does (:func:`enzyme_artifacts.plugin.identify_plugin`): in child
+    processes, known functions are differentiated through each candidate profile's
+    parameter lists against the libLLVM of major ``llvm`` (default: the one the plugin's
+    name or ``DT_NEEDED`` names; ``llvm_library`` chooses the file), and the profile whose
+    derivatives come out right is the library's -- for a ``-DNDEBUG`` build too, which
+    embeds no signature strings.  Without a libLLVM to probe with (``probe=False``, a
+    cross build), the signature strings an assertions build embeds decide.
     """
+    from enzyme_artifacts.plugin import check_plugin, identify_plugin
+
     require_profile(expected)
-    blob = Path(path).read_bytes()
-    markers = {p: capi.signature_markers(p) for p in capi.known_profiles()}
-    names = sorted({m.split("(", 1)[0] for ms in markers.values() for m in ms})
-    embedded = _embedded_signatures(blob, names)
+    p = Path(path)
+    embedded = capi.embedded_signatures(p.read_bytes())
+    wanted = capi.signatures(expected)
+    differences = tuple(
+        f"{name} has {capi.parameter_count(got[0])} parameters in the library, {wanted[name].count} in {expected}"
+        for name, got in embedded.items() if name in wanted and wanted[name].marker not in got
+    )
+    lib = _probe_library(p, llvm, llvm_library) if probe else None
+    if lib is not None:
+        try:
+            ident = identify_plugin(p, lib)
+        except OSError as e:
+            return ProfileIdentification(expected, (), embedded, differences,
+                                         f"probe against {lib.path}: {e}", probed=True, outcomes=str(e))
+        outcomes = ident.outcomes
+        if ident.profile != expected and (ident.report is None or expected not in ident.report.profiles):
+            through = check_plugin(p, lib, [expected]).profiles.get(expected)  # say what the profile asked for does
+            if through is not None:
+                outcomes = f"through {expected}: {through.describe()}; {outcomes}"
+        return ProfileIdentification(
+            expected, (ident.profile,) if ident.profile else (), embedded, differences,
+            f"probe: derivatives through each C-API profile, in a child process against {lib.path}",
+            probed=True, outcomes=outcomes,
+        )
+    return ProfileIdentification(expected, capi.profiles_matching(embedded), embedded, differences,
+                                 "C signature strings embedded by assertions (no libLLVM to probe with)")
 
-    def differing(profile: str) -> list[str]:
-        out = []
-        for marker in markers[profile]:
-            name = marker.split("(", 1)[0]
-            got = embedded.get(name, ())
-            if got and marker not in got:
-                out.append(f"{name} has {_params(got[0])} parameters in the library, {_params(marker)} in "
-                           f"{profile}")
-        return out
 
-    matching = tuple(p for p, ms in markers.items()
-                     if not differing(p) and any(m.split("(", 1)[0] in embedded for m in ms))
-    return ProfileIdentification(expected, matching, embedded, tuple(differing(expected)),
-                                 "C signature strings embedded by assertions")
-
-
-def _check_signatures(path: Path, profile: str) -> CheckResult:
-    ident = identify_capi_profile(path, profile)
+def _check_capi(path: Path, profile: str, llvm: int, llvm_library: Path | None, probe: bool) -> CheckResult:
+    ident = identify_capi_profile(path, profile, llvm=llvm, llvm_library=llvm_library, probe=probe)
     data = {"verdict": ident.verdict, "matching": list(ident.matching), "method": ident.method,
+            "probed": ident.probed, "outcomes": ident.outcomes,
             "embedded": {k: list(v) for k, v in ident.embedded.items()}}
+    strings = (f"; its embedded signatures: {'; '.join(ident.differences)}" if ident.differences
+               else "; its embedded signatures agree" if ident.embedded else "; it embeds no signature strings")
     if ident.verdict == "match":
-        return CheckResult("signatures", True, f"the embedded C signatures are those of {profile}", data=data)
+        how = "probed: its derivatives are right through that profile" if ident.probed else \
+            "the embedded C signatures are those of that profile"
+        return CheckResult("capi", True, f"C API {profile} ({how}{strings if ident.probed else ''})", data=data)
     if ident.verdict == "mismatch":
         others = [p for p in ident.matching if p != profile]
+        found = (f"it is C API {', '.join(others)} ({capi.releases(others[0])}): pass --capi {others[0]}"
+                 if others else "no known profile fits it")
+        told = f"probed {ident.outcomes}" if ident.probed else "; ".join(ident.differences)
         return CheckResult(
-            "signatures", False,
-            f"not C API {profile}: {'; '.join(ident.differences)}"
-            + (f"; it matches {', '.join(others)}" if others else "; no known profile matches")
-            + ". Binding it with the wrong profile passes arguments in the wrong slots: build the "
-            "Enzyme release of that profile, or add a profile for this C API to enzyme_artifacts/capi.py",
-            data=data)
-    names = sorted({m.split("(", 1)[0] for m in capi.signature_markers(profile)})
+            "capi", False,
+            f"not C API {profile}: {found}; {told}{strings if ident.probed else ''}. Binding it with the wrong "
+            "profile passes arguments in the wrong slots: build the Enzyme release of the profile asked for, "
+            "or add a profile for this C API to enzyme_artifacts/capi.py", data=data)
+    names = ", ".join(capi.ENTRY_POINTS)
     return CheckResult(
-        "signatures", False,
-        f"the library embeds none of the C signatures of {profile} ({', '.join(names)}), so its C API "
-        "cannot be told and binding the wrong one corrupts memory; Enzyme keeps these strings in "
-        "Release builds unless NDEBUG is defined: rebuild without -DNDEBUG", data=data)
+        "capi", False,
+        f"its C API cannot be told here: no libLLVM-{llvm} to probe it with (--no-load, a cross build, or "
+        f"LLVM {llvm} not installed) and it embeds none of the signatures of {names} (a -DNDEBUG build); "
+        "check it on a machine of its platform with LLVM installed", data=data)
 
 
 def libllvm_major(name: str) -> tuple[int | None, bool] | None:
@@ -439,6 +466,16 @@ def _same_file(a: str, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _host_runs(platform: Platform) -> bool:
+    """Whether a library for ``platform`` can be loaded (and probed) on this host."""
+    from enzyme_artifacts.platforms import host_platform
+
+    try:
+        return host_platform().matches(platform.with_cxxstring_abi(None))
+    except Exception:  # noqa: BLE001 - an unknown host probes nothing
+        return False
+
+
 def _check_load(path: Path, llvm: int, platform: Platform, names: Sequence[str],
                 llvm_library: Path | None) -> CheckResult:
     from enzyme_artifacts.platforms import host_platform
@@ -540,7 +577,7 @@ def check_library(path: str | os.PathLike[str], *, llvm: int, platform: Platform
         kind = kind or ("PE" if head[:2] == b"MZ" else "unknown")
         results.append(CheckResult("needed", True, f"skipped: {kind} file, dependency checks read ELF only",
                                    skipped=True))
-    results.append(_check_signatures(p, capi_profile))
+    results.append(_check_capi(p, capi_profile, llvm, llvm_library, load and _host_runs(platform)))
     if load:
         results.append(_check_load(p, llvm, platform, names, llvm_library))
     else:

@@ -42,7 +42,7 @@ Environment variables (all optional; an empty value means unset):
 ``ENZYME_ARTIFACTS_LIBRARY``           an LLVMEnzyme library to use as is (validated
                                        in a child process first)
 ``ENZYME_ARTIFACTS_LLVM_VERSION``      the LLVM major to use when none is passed
-``ENZYME_ARTIFACTS_CAPI``              the C-API profile to bind
+``ENZYME_ARTIFACTS_CAPI``              the C-API profile a library must probe as
 ``ENZYME_ARTIFACTS_LLVM_LIBRARY``      a shared libLLVM tried before any other place
 ``ENZYME_ARTIFACTS_MANIFEST``          a manifest replacing the bundled one
 ``ENZYME_ARTIFACTS_CACHE``             the cache root
@@ -89,6 +89,7 @@ __all__ = [
     "Override",
     "Platform",
     "PluginValidationError",
+    "ProfileMismatchError",
     "Resolved",
     "UnsafeArchiveError",
     "UnsupportedPlatformError",
@@ -116,6 +117,7 @@ _LAZY: dict[str, str] = {
     "CorruptArchiveError": "errors",
     "InvalidOverrideError": "errors",
     "PluginValidationError": "errors",
+    "ProfileMismatchError": "errors",
     "CacheError": "errors",
     "LockTimeoutError": "errors",
     "Platform": "platforms",
@@ -152,6 +154,7 @@ if TYPE_CHECKING:
         ManifestError,
         OfflineError,
         PluginValidationError,
+        ProfileMismatchError,
         UnsafeArchiveError,
         UnsupportedPlatformError,
     )

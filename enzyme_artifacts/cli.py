@@ -173,7 +173,8 @@ def _status_text(d: dict[str, Any]) -> str:
         out += _tried(s["attempts"], fixes=not s["found"])
     p = d["plugin"]
     if p["found"]:
-        out.append(f"LLVMEnzyme:    {p['library']} (from {p['origin']}, C API {p['capi']})")
+        whose = f"manifest entry {p['key']}" if p.get("key") else "a local build, no manifest entry"
+        out.append(f"LLVMEnzyme:    {p['library']} (from {p['origin']}, C API {p['capi']}, {whose})")
     elif p["would_fetch"]:
         out.append("LLVMEnzyme:    not installed yet (the first use downloads it)")
     else:
@@ -287,11 +288,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from .develop import dev
 
     ov = dev(args.llvm, args.path, capi=args.capi)
+    found = ov.validated.capi if ov.validated is not None else ov.capi
     data = {"llvm": ov.llvm, "library": str(ov.library), "path": str(ov.library), "kind": ov.kind,
-            "capi": ov.capi, "enzyme_version": ov.enzyme_version, "source": ov.source}
+            "capi": found, "capi_asked": ov.capi, "enzyme_version": ov.enzyme_version, "source": ov.source}
 
     def text() -> str:
-        lines = [str(ov.library)]
+        from .capi import releases
+
+        lines = [str(ov.library), f"C API {found} ({releases(str(found))}), identified by probing"]
         if ov.kind == "copy":
             lines.append(
                 f"Override for LLVM {ov.llvm} active. To use your own build, replace that file with a link:\n"
@@ -379,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("dev", cmd_dev, "activate a dev copy of the artifact, or a local build at PATH", llvm)
     p.add_argument("path", nargs="?", metavar="PATH",
                    help="a library file or an Enzyme cmake build folder (holding Enzyme/LLVMEnzyme-N.so)")
-    p.add_argument("--capi", metavar="PROFILE", help="C-API profile of a local build, e.g. v0.0.289")
+    p.add_argument("--capi", metavar="PROFILE",
+                   help="the C-API profile the build must have, e.g. v0.0.289 (default: the one it probes as)")
     add("undev", cmd_undev, "deactivate the override", llvm)
     p = add("clean", cmd_clean, "remove cache content no index refers to, and left-overs")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")

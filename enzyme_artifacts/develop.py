@@ -14,10 +14,12 @@ The counterpart of Julia's ``Enzyme_jll.dev_jll()``; the overrides it writes are
   prefix or an Enzyme cmake build folder.
 * :func:`undev` removes the entry (the dev folder and your build are left on disk).
 
-Validation (:func:`enzyme_artifacts.plugin.validate_plugin`: cheap checks, then a child
-process that loads the library and calls it) happens before an override is activated
-and again, through :func:`use_override`, whenever the file's real path, size or mtime
-changed since it last passed.  Failures raise
+Validation (:func:`enzyme_artifacts.plugin.validate_plugin`: cheap checks, then child
+processes that load the library and identify its C-API profile by differentiating known
+functions through each candidate profile) happens before an override is activated and
+again, through :func:`check_override`, whenever the file's real path, size or mtime
+changed since it last passed: a rebuild of another Enzyme version is bound with the
+profile it has now.  Failures raise
 :class:`~enzyme_artifacts.errors.InvalidOverrideError` (or its
 :class:`~enzyme_artifacts.errors.PluginValidationError`) saying what to do.
 """
@@ -33,15 +35,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .capi import known_profiles
 from .errors import InvalidOverrideError, OfflineError
 from .overrides import Override, ValidationStamp, load_overrides, update_override
 from .paths import dev_root, overrides_path
 from .plugin import file_stamp, find_build_library, major_of_build, validate_plugin
 from .selection import (
+    CAPI_ENV,
+    asked_capi,
     check_major,
-    choose_capi,
     default_llvm_major,
-    entry_or_none,
     env_major,
     host_platform_for,
     manifest,
@@ -50,7 +53,7 @@ from .selection import (
 if TYPE_CHECKING:
     from .llvm import LLVMLibrary
 
-__all__ = ["dev", "undev", "use_override"]
+__all__ = ["check_override", "dev", "undev", "use_override"]
 
 
 def _stamp_for(path: Path, llvm_lib: LLVMLibrary, capi: str) -> ValidationStamp:
@@ -62,36 +65,45 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _effective_capi(ov: Override, llvm_lib: LLVMLibrary) -> str:
-    return choose_capi(entry_or_none(host_platform_for(llvm_lib), ov.llvm), recorded=ov.capi)
+def check_override(ov: Override, llvm_lib: LLVMLibrary) -> tuple[Path, str]:
+    """The library of ``ov`` and its C-API profile, validated against ``llvm_lib`` unless
+    its file is unchanged since the last validation (real path, size and mtime, same
+    libLLVM).
 
-
-def use_override(ov: Override, llvm_lib: LLVMLibrary, capi: str | None = None) -> Path:
-    """The library of ``ov``, validated against ``llvm_lib`` unless its file is unchanged
-    since the last validation (real path, size and mtime, same libLLVM and profile).
-
-    ``capi`` is the C-API profile it will be bound with (default: as
-    :func:`enzyme_artifacts.resolve` chooses it: ``ENZYME_ARTIFACTS_CAPI``, the
-    override's ``capi``, the manifest entry's).  A fresh validation is remembered in
-    ``Overrides.toml`` (best effort: a read-only config folder only means validating
-    again next time).
+    The profile is the one the library probes as; it must be the one asked for by
+    ``ENZYME_ARTIFACTS_CAPI`` or by the override's own ``capi`` (``dev --capi``) when
+    either is set.  A fresh validation is remembered in ``Overrides.toml`` (best effort:
+    a read-only config folder only means validating again next time).
     """
     remedy = f"fix it or run `enzyme-artifacts undev --llvm {ov.llvm}`"
     what = f"the override for LLVM {ov.llvm} ({ov.library}, from {overrides_path()})"
     library = find_build_library(ov.library, ov.llvm) if ov.library.is_dir() else ov.library
     if not library.exists():
         raise InvalidOverrideError(f"{what} does not exist (a dangling link or a removed build); {remedy}")
-    capi = capi or _effective_capi(ov, llvm_lib)
+    asked, asked_by = asked_capi(recorded=ov.capi)
     try:
-        stamp = _stamp_for(library, llvm_lib, capi)
+        real, size, mtime = file_stamp(library)
     except OSError as e:
         raise InvalidOverrideError(f"{what} cannot be read: {e.strerror or e}; {remedy}") from None
-    if ov.validated == stamp:
-        return library
-    validate_plugin(library, llvm_lib, capi, what=what, remedy=remedy)
+    v = ov.validated
+    if (v is not None and (v.file, v.size, v.mtime_ns, v.llvm) == (real, size, mtime, str(llvm_lib.path))
+            and asked in (None, v.capi)):
+        return library, v.capi
+    fix = (f"unset {CAPI_ENV}" if asked_by == CAPI_ENV
+           else f"remove its capi from {overrides_path()}, or run `enzyme-artifacts dev` again without --capi")
+    capi = validate_plugin(library, llvm_lib, asked, what=what, remedy=remedy, asked_by=asked_by,
+                           mismatch_fix=f"{fix}: the library's profile is identified by probing")
     with contextlib.suppress(Exception):  # remembering is an optimisation only
-        update_override(ov.llvm, replace(ov, validated=stamp))
-    return library
+        update_override(ov.llvm, replace(ov, validated=ValidationStamp(real, size, mtime, str(llvm_lib.path), capi)))
+    return library, capi
+
+
+def use_override(ov: Override, llvm_lib: LLVMLibrary, capi: str | None = None) -> Path:
+    """The library of ``ov``, validated as :func:`check_override` does; ``capi``, when
+    given, is the profile it must have."""
+    if capi is not None and capi != ov.capi:
+        ov = replace(ov, capi=capi)
+    return check_override(ov, llvm_lib)[0]
 
 
 def _copy_tree(src: Path, dest: Path) -> None:
@@ -122,8 +134,10 @@ def dev(
     ``llvm=None`` with a ``path`` takes the major the build names (``LLVMEnzyme-N``, or its
     ``DT_NEEDED`` libLLVM); otherwise the default major
     (:func:`enzyme_artifacts.selection.default_llvm_major`).  ``capi`` names the C-API
-    profile of a local build (default: ``ENZYME_ARTIFACTS_CAPI``, else the manifest
-    entry's, else the newest).  The library is validated before the override is written.
+    profile the library must have (default: ``ENZYME_ARTIFACTS_CAPI``, else whatever it
+    probes as); it is written into the override only when given.  The library is
+    validated (and its profile identified) before the override is written; the profile
+    found is in ``validated.capi``.
     """
     from .cache import Cache
     from .download import OFFLINE_ENV, is_offline
@@ -151,12 +165,11 @@ def dev(
             folder.mkdir(parents=True, exist_ok=True)
             _copy_tree(installed.path, dest)
         library = dest / entry.library_relpath
-        profile = capi or choose_capi(entry)
         new = Override(
             llvm=major,
             library=library,
             kind="copy",
-            capi=profile,
+            capi=capi,
             enzyme_version=entry.enzyme_version,
             source=f"copy of {entry.key} ({installed.source})",
             created=_now(),
@@ -165,12 +178,20 @@ def dev(
     else:
         given = Path(path).expanduser().absolute()
         library = find_build_library(given, major)
-        profile = capi or choose_capi(entry_or_none(platform, major))
         new = Override(
-            llvm=major, library=library, kind="path", capi=profile, source=f"local build {given}", created=_now()
+            llvm=major, library=library, kind="path", capi=capi, source=f"local build {given}", created=_now()
         )
         remedy = f"point `enzyme-artifacts dev PATH --llvm {major}` at an Enzyme built against LLVM {major}"
-    validate_plugin(library, llvm_lib, profile, what=str(library), remedy=remedy)
+    asked, asked_by = (capi, "--capi") if capi is not None else asked_capi()
+    if capi is not None and capi not in known_profiles():
+        raise InvalidOverrideError(
+            f"--capi {capi}: unknown Enzyme C-API profile; known: {', '.join(known_profiles())}. The profile is a "
+            "C-API shape, not an Enzyme version nor an LLVM: omit --capi and the build's profile is identified by "
+            "probing"
+        )
+    fix = "omit --capi" if asked_by == "--capi" else f"unset {CAPI_ENV}"
+    profile = validate_plugin(library, llvm_lib, asked, what=str(library), remedy=remedy, asked_by=asked_by,
+                              mismatch_fix=f"{fix}: the build's profile is identified by probing")
     new = replace(new, validated=_stamp_for(library, llvm_lib, profile))
     update_override(major, new)
     return new

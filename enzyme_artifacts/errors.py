@@ -22,6 +22,7 @@ say what happened, to which file, entry or URL, and what to do next.  A bad valu
     │   └── CorruptArchiveError                      truncated or unreadable archive
     ├── InvalidOverrideError     (ValueError)        a dev/env/override library was refused
     │   └── PluginValidationError                    ... by the check in a child process
+    │       └── ProfileMismatchError                 it has another C API than the one asked for
     ├── NotElfError              (ValueError)        not an ELF file / unreadable dynamic section
     ├── ElfRewriteError          (RuntimeError)      a DT_NEEDED rewrite cannot be done
     └── CacheError               (OSError)           the cache folder is unusable or corrupted
@@ -49,6 +50,7 @@ __all__ = [
     "NotElfError",
     "OfflineError",
     "PluginValidationError",
+    "ProfileMismatchError",
     "UnsafeArchiveError",
     "UnsupportedPlatformError",
 ]
@@ -129,7 +131,9 @@ class PluginValidationError(InvalidOverrideError):
     or a C-API call returned NULL (exported names without a working Enzyme behind them).
 
     ``library`` is the file checked, ``check`` the step that failed (``"load"``,
-    ``"symbols"``, ``"calls"``, ``"crash"``, ``"timeout"``), ``capi`` the profile.
+    ``"symbols"``, ``"calls"``, ``"probe"`` (no C-API profile gave the right derivatives),
+    ``"crash"``, ``"timeout"``, ``"profile"``), ``capi`` the profile asked for (empty when
+    any known profile would do).
     """
 
     def __init__(self, message: str, *, library: str = "", check: str = "", capi: str = "") -> None:
@@ -137,6 +141,19 @@ class PluginValidationError(InvalidOverrideError):
         self.library = library
         self.check = check
         self.capi = capi
+
+
+class ProfileMismatchError(PluginValidationError):
+    """The library works, but through another C-API profile than the one asked for (the
+    manifest entry's ``capi``, ``ENZYME_ARTIFACTS_CAPI``, ``dev --capi``): binding it as
+    asked would pass arguments in the wrong slots.
+
+    ``capi`` is the profile asked for, ``found`` the one the probe identified.
+    """
+
+    def __init__(self, message: str, *, library: str = "", capi: str = "", found: str = "") -> None:
+        super().__init__(message, library=library, check="profile", capi=capi)
+        self.found = found
 
 
 class NotElfError(ArtifactError, ValueError):

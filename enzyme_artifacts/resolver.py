@@ -6,9 +6,11 @@
    major is the ``llvm`` argument, else ``ENZYME_ARTIFACTS_LLVM_VERSION``, else the ``N``
    in its file name, else the major of the libLLVM its ``DT_NEEDED`` names.  It is
    validated exactly as ``enzyme-artifacts dev PATH`` validates a build -- cheap checks,
-   then a child process that loads it and calls its C API
+   then child processes that load it and identify its C-API profile by differentiating
+   known functions through each candidate profile
    (:func:`enzyme_artifacts.plugin.validate_plugin`, remembered by path, size and mtime)
-   -- before anything loads it here;
+   -- before anything loads it here.  It is a local build: its profile is the one it
+   probes as (unless ``ENZYME_ARTIFACTS_CAPI`` asks for one), and ``entry`` is None;
 2. an entry of ``Overrides.toml`` for that major (``enzyme-artifacts dev``), validated
    again when its file changed since it was last validated (:mod:`.develop`);
 3. the installed artifact for this platform and major (:meth:`.cache.Cache.lookup`,
@@ -18,8 +20,11 @@
 5. a fetch (:meth:`.cache.Cache.install`), unless ``fetch=False`` or
    ``ENZYME_ARTIFACTS_OFFLINE=1``.
 
-The LLVM major and the C-API profile are chosen by :mod:`.selection`; the libLLVM's
-soname is passed to the cache, which binds the plugin's ``DT_NEEDED`` to it.
+The binary of a manifest entry (3-5) must probe as the entry's ``capi``: one that probes
+as another profile is refused (:class:`~.errors.ProfileMismatchError`) at its first use,
+and by ``enzyme-artifacts fetch``.  The LLVM major and the profile asked for are chosen
+by :mod:`.selection`; the libLLVM's soname is passed to the cache, which binds the
+plugin's ``DT_NEEDED`` to it.
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ from .selection import CAPI_ENV as ENV_CAPI
 from .selection import LIBRARY_ENV as ENV_LIBRARY
 from .selection import LLVM_VERSION_ENV as ENV_LLVM_VERSION
 from .selection import (
+    asked_capi,
     check_major,
-    choose_capi,
     default_llvm_major,
     entry_or_none,
     env_library,
@@ -76,12 +81,11 @@ class Resolved:
     """The libraries to load, in order: ``llvm.path`` (``RTLD_GLOBAL``), then ``library``.
 
     Invariants: ``library`` exists; ``llvm.major`` is the LLVM major the library was
-    built for (as far as its name and ``DT_NEEDED`` tell); ``capi`` is a profile known
-    to :mod:`enzyme_artifacts.capi`; a library from ``ENZYME_ARTIFACTS_LIBRARY`` or an
-    override passed the child-process check for that libLLVM and profile.  ``origin`` is
+    built for (as far as its name and ``DT_NEEDED`` tell); ``capi`` is the profile the
+    library probed as, in a child process, against that libLLVM.  ``origin`` is
     ``"env"``, ``"override"``, ``"cache"``, ``"package"`` or ``"fetched"``; ``entry`` is
-    the manifest entry behind the library (``None`` for an env override or a local build
-    with no entry).
+    the manifest entry whose binary the library is (``None`` for ``ENZYME_ARTIFACTS_LIBRARY``
+    and for an override naming a local build, whatever the manifest has for that major).
     """
 
     library: Path
@@ -155,17 +159,19 @@ def _env_override(path_text: str, llvm: int | None, steps: list[Step] | None) ->
             "or pass llvm=N"
         )
     llvm_lib = find_libllvm(llvm)
-    entry = entry_or_none(host_platform_for(llvm_lib), llvm)
-    capi = choose_capi(entry)
+    asked, asked_by = asked_capi()  # a local build: only ENZYME_ARTIFACTS_CAPI may ask for a profile
     try:
-        validate_plugin(path, llvm_lib, capi, what=f"{ENV_LIBRARY}={path}", remedy=f"fix it or unset {ENV_LIBRARY}")
+        capi = validate_plugin(path, llvm_lib, asked, what=f"{ENV_LIBRARY}={path}",
+                               remedy=f"fix it or unset {ENV_LIBRARY}", asked_by=asked_by,
+                               mismatch_fix=f"unset {ENV_CAPI}: the library's profile is identified by probing")
     except InvalidOverrideError as e:
         if steps is not None:
             steps.append(Step("env", where, f"refused: {e}", fix=unset))
         raise
     if steps is not None:
-        steps.append(Step("env", where, f"accepted (checked in a child process, C API {capi})", accepted=True))
-    return Resolved(library=path, llvm=llvm_lib, capi=capi, enzyme_version=None, origin="env", entry=entry)
+        steps.append(Step("env", where, f"accepted (probed in a child process: C API {capi})", accepted=True))
+    # A local build: the manifest entry of this major (if any) describes another binary.
+    return Resolved(library=path, llvm=llvm_lib, capi=capi, enzyme_version=None, origin="env", entry=None)
 
 
 def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[Step] | None) -> Resolved:
@@ -177,7 +183,7 @@ def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[S
     if steps is not None:
         steps.append(Step("env", ENV_LIBRARY, "not set"))
 
-    from .develop import use_override
+    from .develop import check_override
     from .llvm import find_libllvm
     from .overrides import get_override
     from .paths import overrides_path
@@ -189,10 +195,9 @@ def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[S
     where = f"{overrides_path()} [LLVMEnzyme.{major}]" if steps is not None else ""
     override = get_override(major)
     if override is not None:
-        entry = entry_or_none(platform, major)
-        capi = choose_capi(entry, recorded=override.capi)
+        entry = entry_or_none(platform, major) if override.kind == "copy" else None
         try:
-            library = use_override(override, llvm_lib, capi)
+            library, capi = check_override(override, llvm_lib)
         except InvalidOverrideError as e:
             if steps is not None:
                 steps.append(Step("override", where, f"refused: {e}",
@@ -231,13 +236,15 @@ def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[S
 
         packaged = find_installed(entry, llvm_lib.soname)
         if packaged is not None:
+            capi = _check_artifact(entry, packaged, llvm_lib, steps, "package",
+                                   f"entry point group {ENTRY_POINT_GROUP}")
             if steps is not None:
                 steps.append(Step("package", f"entry point group {ENTRY_POINT_GROUP}", f"accepted: {packaged}",
                                   accepted=True))
             return Resolved(
                 library=packaged,
                 llvm=llvm_lib,
-                capi=choose_capi(entry),
+                capi=capi,
                 enzyme_version=entry.enzyme_version,
                 origin="package",
                 entry=entry,
@@ -267,20 +274,46 @@ def _resolve(llvm: int | None, fetch: bool, progress: bool | None, steps: list[S
             if steps is not None:
                 steps.append(Step("fetch", sources, f"failed: {e}", fix=f"enzyme-artifacts fetch --llvm {major}"))
             raise
+        capi = _check_artifact(entry, installed.library, llvm_lib, steps, "fetch", sources)
         if steps is not None:
             steps.append(Step("fetch", sources, f"installed: {installed.library}", accepted=True))
         origin = "fetched"
     else:
+        capi = _check_artifact(entry, installed.library, llvm_lib, steps, "cache", f"{cache.root} ({entry.key})")
         if steps is not None:
             steps.append(Step("cache", f"{cache.root} ({entry.key})", f"installed: {installed.library}", accepted=True))
     return Resolved(
         library=installed.library,
         llvm=llvm_lib,
-        capi=choose_capi(entry),
+        capi=capi,
         enzyme_version=entry.enzyme_version,
         origin=origin,
         entry=entry,
     )
+
+
+def _check_artifact(entry: ArtifactEntry, library: Path, llvm_lib: LLVMLibrary, steps: list[Step] | None,
+                    origin: str, where: str) -> str:
+    """The profile of a manifest entry's binary, which must be the entry's ``capi`` (or
+    ``ENZYME_ARTIFACTS_CAPI``'s): probed once per file, then remembered."""
+    from .plugin import validate_plugin
+
+    asked, asked_by = asked_capi(entry)
+    try:
+        return validate_plugin(
+            library, llvm_lib, asked, what=f"the artifact {entry.key} ({library})", asked_by=asked_by,
+            remedy=f"remove it (`enzyme-artifacts clean`) and fetch it again (`enzyme-artifacts fetch --llvm "
+                   f"{entry.llvm_version}`)",
+            mismatch_fix=f"the manifest's capi for {entry.key} is wrong: correct it, or set {ENV_CAPI} to the "
+                         "profile found to bind this binary as it is",
+        )
+    except InvalidOverrideError as e:
+        if steps is not None:
+            found = getattr(e, "found", None)
+            fix = (f"set {ENV_CAPI}={found}, or correct the capi of {entry.key} in the manifest" if found
+                   else f"enzyme-artifacts clean --all && enzyme-artifacts fetch --llvm {entry.llvm_version}")
+            steps.append(Step(origin, where, f"refused: {e}", fix=fix))
+        raise
 
 
 def resolve(llvm: int | None = None, *, fetch: bool = True, progress: bool | None = None) -> Resolved:
@@ -332,9 +365,11 @@ def fetch(llvm: int | None = None, *, progress: bool | None = None) -> tuple[Ins
     entry = manifest().select(host_platform_for(lib), major)
     cache = Cache()
     found = cache.lookup(entry, llvm_soname=lib.soname)
-    if found is not None:
-        return found, "cache"
-    return cache.install(entry, llvm_soname=lib.soname, progress=progress), "fetched"
+    how = "cache"
+    if found is None:
+        found, how = cache.install(entry, llvm_soname=lib.soname, progress=progress), "fetched"
+    _check_artifact(entry, found.library, lib, None, how, "")
+    return found, how
 
 
 def locate(llvm: int | None = None, *, fetch: bool = True) -> Path:

@@ -6,10 +6,13 @@ set (its ``LLVMEnzyme-N`` name, else the libLLVM its ``DT_NEEDED`` names); else 
 highest major that has both a manifest entry (or an override) for this platform and a
 findable shared libLLVM.
 
-C-API profile (:func:`choose_capi`): ``ENZYME_ARTIFACTS_CAPI`` when set (it must name a
-profile of :mod:`enzyme_artifacts.capi`); else the profile an override records; else the
-``capi`` of the manifest entry for this platform and major; else, for a library with no
-entry, the newest profile this package knows.
+C-API profile: every library is *identified* by probing
+(:func:`enzyme_artifacts.plugin.identify_plugin`); :func:`asked_capi` says which profile
+it must then have, and who asks: ``ENZYME_ARTIFACTS_CAPI`` when set (it must name a
+profile of :mod:`enzyme_artifacts.capi`); else the profile an override names (``dev
+--capi``); else, for the manifest entry's own binary, the entry's ``capi``; else none: a
+local build (``ENZYME_ARTIFACTS_LIBRARY``, ``dev [PATH]``) is bound with the profile it
+probes as.
 
 The host platform carries the C++ string ABI of the libLLVM found
 (:func:`host_platform_for`), so a cxx03 LLVM never gets a cxx11 plugin.
@@ -32,11 +35,13 @@ __all__ = [
     "CAPI_ENV",
     "LIBRARY_ENV",
     "LLVM_VERSION_ENV",
+    "asked_capi",
     "candidate_majors",
     "check_major",
     "choose_capi",
     "default_llvm_major",
     "entry_or_none",
+    "env_capi",
     "env_library",
     "env_major",
     "host_platform_for",
@@ -76,37 +81,47 @@ def check_major(llvm: object) -> int:
 
 def newest_profile() -> str:
     """The newest C-API profile known to :mod:`enzyme_artifacts.capi` (by version order)."""
-    from packaging.version import InvalidVersion, Version
-
     from . import capi
 
-    def key(p: str) -> tuple[int, object]:
-        try:
-            return (1, Version(p.lstrip("v")))
-        except InvalidVersion:
-            return (0, p)
-
-    return max(capi.known_profiles(), key=key)
+    return capi.newest_first(capi.known_profiles())[0]
 
 
-def choose_capi(entry: ArtifactEntry | None, recorded: str | None = None) -> str:
-    """The C-API profile to bind: ``ENZYME_ARTIFACTS_CAPI``, else ``recorded`` (an
-    override's own ``capi``), else the entry's, else the newest known profile."""
+def env_capi() -> str | None:
+    """``ENZYME_ARTIFACTS_CAPI`` when set (:class:`InvalidOverrideError` unless it names a
+    known profile), else None."""
     from . import capi
 
     value = _env.text(CAPI_ENV)
+    if value is None:
+        return None
+    if value not in capi.PROFILES:
+        raise InvalidOverrideError(
+            f"{CAPI_ENV}={value!r} names no known Enzyme C-API profile "
+            f"(known: {', '.join(capi.known_profiles())}); unset it (a library's profile is identified by "
+            "probing) or pick one of those"
+        )
+    return value
+
+
+def asked_capi(entry: ArtifactEntry | None = None, recorded: str | None = None) -> tuple[str | None, str]:
+    """The C-API profile a library must probe as, and who asks for it (for messages):
+    ``ENZYME_ARTIFACTS_CAPI``, else ``recorded`` (an override's own ``capi``), else the
+    manifest ``entry``'s (pass it only for the entry's own binary), else ``(None, "")``:
+    any known profile, the one the library probes as."""
+    value = env_capi()
     if value is not None:
-        if value not in capi.PROFILES:
-            raise InvalidOverrideError(
-                f"{CAPI_ENV}={value!r} names no known Enzyme C-API profile "
-                f"(known: {', '.join(capi.known_profiles())}); unset it or pick one of those"
-            )
-        return value
+        return value, CAPI_ENV
     if recorded:
-        return recorded
+        return recorded, "the override's capi"
     if entry is not None:
-        return entry.capi
-    return newest_profile()
+        return entry.capi, f"the manifest entry {entry.key}"
+    return None, ""
+
+
+def choose_capi(entry: ArtifactEntry | None, recorded: str | None = None) -> str:
+    """The profile :func:`asked_capi` asks for, or the newest known profile when nothing
+    asks (what a library with no entry would most likely be; the probe decides)."""
+    return asked_capi(entry, recorded)[0] or newest_profile()
 
 
 def host_platform_for(llvm: LLVMLibrary | None) -> Platform:

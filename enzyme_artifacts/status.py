@@ -136,7 +136,7 @@ def _major(llvm: int | None) -> tuple[int | None, str | None, list[Any], BaseExc
     searches = [search_libllvm(m) for m in majors]
     for s in searches:
         if s.found is not None:
-            return s.major, "highest major with a manifest entry and a libLLVM", searches, None
+            return s.major, "highest major with a manifest entry or an override, and a libLLVM", searches, None
     return None, None, searches, searches[0].error()
 
 
@@ -202,17 +202,18 @@ def diagnose(llvm: int | None = None) -> Diagnosis:
         error = error or e
 
     # -- the plugin: every step resolve() takes, without downloading
-    plugin: dict[str, Any] = {"found": False, "library": None, "origin": None, "capi": None,
+    plugin: dict[str, Any] = {"found": False, "library": None, "origin": None, "capi": None, "key": None,
                               "attempts": [], "error": None, "would_fetch": False}
-    would: dict[str, Any] = {"library": None, "origin": None, "capi": None, "llvm": None,
+    would: dict[str, Any] = {"library": None, "origin": None, "capi": None, "key": None, "llvm": None,
                              "enzyme_version": None, "missing": None}
     if major is not None:
         explanation = explain(major)
         plugin["attempts"] = [_step_dict(s) for s in explanation.steps]
         r = explanation.resolved
         if r is not None:
-            plugin.update(found=True, library=str(r.library), origin=r.origin, capi=r.capi)
-            would.update(library=str(r.library), origin=r.origin, capi=r.capi, llvm=str(r.llvm.path),
+            key = r.entry.key if r.entry is not None else None
+            plugin.update(found=True, library=str(r.library), origin=r.origin, capi=r.capi, key=key)
+            would.update(library=str(r.library), origin=r.origin, capi=r.capi, key=key, llvm=str(r.llvm.path),
                          enzyme_version=r.enzyme_version)
         elif explanation.error is not None:
             err = explanation.error

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from ..errors import LibraryError
+from ..errors import LibraryError, UnsupportedError
 from . import library
 from .ffi import LOCK
 from .ffi.enzyme import CFnTypeInfo, ConcreteType, DiffRequest, ErrorType, IntList
@@ -195,6 +195,9 @@ def _session(
     """Run ``create(call, request)`` with a fresh logic and type analysis; see the module
     docstring for what ``completed=False`` means."""
     nat = native()
+    for flag, why in getattr(nat.profile, "LACKS", {}).items():
+        if getattr(req, flag, False):  # before any Enzyme object exists
+            raise UnsupportedError(f"{why} (the library {nat.enzyme_path})")
     call = guard().call
     trees: list[TypeTreeRef] = []
     n = len(req.args)

@@ -187,7 +187,7 @@ class ContextRef(ObjectRef):
         nat = native()
         h = nat.llvm.LLVMContextCreate()
         nat.llvm.LLVMContextSetDiagnosticHandler(h, nat.context_diagnostic_handler, None)
-        if opaque_pointers:
+        if opaque_pointers and nat.llvm.has("LLVMContextSetOpaquePointers"):  # LLVM 17+: always opaque
             nat.llvm.LLVMContextSetOpaquePointers(h, 1)
         return cls(h)
 

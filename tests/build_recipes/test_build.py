@@ -31,7 +31,6 @@ from enzyme_artifacts.manifest import load_manifest
 from .conftest import (
     LICENSE_TEXT,
     REPO,
-    SIGNATURES_2025,
     git_checkout,
     github_archive,
     pip_wheel,
@@ -183,20 +182,37 @@ def test_the_default_route_builds_githubs_archive(recipe: Recipe, tmp_path: Path
         assert zf.read("enzyme_llvmenzyme_llvm15/share/licenses/LICENSE") == LICENSE_TEXT
 
 
-def test_the_2025_c_api_is_refused(tmp_path: Path) -> None:
-    """Same 26 exported names, other parameter lists: the checks stop it before packaging,
-    and ``--json`` prints the report alone on stdout."""
+@pytest.mark.parametrize("strings", ["assertions", "ndebug"])
+def test_the_2025_c_api_is_refused_then_built_as_its_profile(tmp_path: Path, strings: str) -> None:
+    """Same 26 exported names, other parameter lists: the checks identify the C API as the
+    loader does (by probing; with or without the signature strings an assertions build
+    embeds) and stop it before packaging as v0.0.289; ``--capi v0.0.173`` packages it as
+    what it is.  ``--json`` prints the report alone on stdout."""
     repo = tmp_path / "Enzyme"
-    git_checkout(repo, signatures=SIGNATURES_2025)
+    git_checkout(repo, profile="v0.0.173", signatures=None if strings == "assertions" else ())
     out = tmp_path / "out"
-    proc = run_cli("build", "--llvm", "15", "--source-dir", str(repo), "--out", str(out), "--llvm-dir",
-                   "/usr/lib/llvm-15", "--policy", "none", "--jobs", "2", "--json")
+    args = ["build", "--llvm", "15", "--source-dir", str(repo), "--out", str(out), "--llvm-dir",
+            "/usr/lib/llvm-15", "--policy", "none", "--jobs", "2", "--json"]
+    proc = run_cli(*args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
-    statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert statuses["signatures"] == "FAIL" and statuses["exports"] == "PASS" and statuses["load"] == "PASS"
-    assert "failed the binary checks (signatures)" in proc.stderr
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["capi"]["status"] == "FAIL" and checks["exports"]["status"] == "PASS"
+    assert checks["load"]["status"] == "PASS" and checks["capi"]["probed"] is True
+    assert "it is C API v0.0.173 (Enzyme v0.0.173 to v0.0.180" in checks["capi"]["detail"]
+    assert "pass --capi v0.0.173" in checks["capi"]["detail"]
+    assert "through v0.0.289: the test process was killed by signal 6 (SIGABRT)" in checks["capi"]["detail"]
+    if strings == "assertions":
+        assert "EnzymeCreatePrimalAndGradient has 22 parameters in the library, 23 in v0.0.289" in \
+            checks["capi"]["detail"]
+    else:
+        assert "it embeds no signature strings" in checks["capi"]["detail"]
+    assert "failed the binary checks (capi)" in proc.stderr
     assert not list(out.glob("*.tar.gz")) and not list(out.glob("*.toml"))
+    proc = run_cli(*args, "--capi", "v0.0.173")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    payload = json.loads(proc.stdout)
+    assert 'capi = "v0.0.173"' in Path(payload["fragment"]).read_text()
 
 
 _NOT_ENZYME = """cmake_minimum_required(VERSION 3.13)
@@ -220,7 +236,7 @@ def test_build_refuses_a_library_that_is_not_enzyme(tmp_path: Path) -> None:
     proc = run_cli("build", "--llvm", "15", "--source-dir", str(root), "--out", str(out),
                    "--llvm-dir", "/usr/lib/llvm-15", "--policy", "none", "--jobs", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "failed the binary checks (exports, signatures, load)" in proc.stderr
+    assert "failed the binary checks (exports, capi, load)" in proc.stderr
     assert "+ " + shutil.which("cmake") + " --build" in proc.stderr
     assert "note: Enzyme 0+unknown" in proc.stderr  # no CMake version, no git: the label says so
     built = find_output(load_recipe(), load_recipe().platforms["x86_64-linux-gnu"], 15,

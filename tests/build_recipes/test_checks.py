@@ -18,7 +18,9 @@ from build_recipes.checks import (
 )
 from build_recipes.errors import UnknownProfileError
 from build_recipes.recipe import Policy, Recipe
+from enzyme_artifacts import capi
 from enzyme_artifacts.platforms import Platform
+from tests.support.fake_enzyme import fake_enzyme_source
 
 from .conftest import SIGNATURES_2025, Repacked, compile_library, plugin_c_source, run_cli
 
@@ -43,8 +45,9 @@ def test_real_plugin_passes_every_check(recipe: Recipe, repacked: Repacked) -> N
     assert "GLIBC_2.32 <= 2.34" in results["symbol-versions"].detail
     assert "GLIBCXX_3.4.29 <= 3.4.29" in results["symbol-versions"].detail
     assert results["exports"].ok and "26 symbols" in results["exports"].detail
-    assert results["signatures"].data["verdict"] == "match"
-    assert results["signatures"].data["matching"] == ["v0.0.289"]
+    assert results["capi"].data["verdict"] == "match" and results["capi"].data["probed"] is True
+    assert results["capi"].data["matching"] == ["v0.0.289"]
+    assert "derivatives are right through that profile; its embedded signatures agree" in results["capi"].detail
     assert results["runpath"].ok and "only $ORIGIN-relative" in results["runpath"].detail
     assert results["load"].ok and not results["load"].skipped
     assert results["load"].data["llvm_library"].endswith("libLLVM-15.so.1")
@@ -66,7 +69,7 @@ def test_needed_of_another_major_fails(recipe: Recipe, real_copy: Path, patchelf
                    check=True)
     report = _check(recipe, real_copy)
     failed = {r.name: r.detail for r in report.failures}
-    assert set(failed) == {"needed", "load"}
+    assert set(failed) == {"needed", "capi", "load"}  # two LLVMs in the probe's process too
     assert "libLLVM-16.so.1 is LLVM 16, not LLVM 15" in failed["needed"]
     # Without libLLVM-16 on the machine it does not load; with it, it loads beside libLLVM-15,
     # which the load check refuses too.
@@ -100,8 +103,9 @@ def test_missing_capi_symbol_fails(recipe: Recipe, real_copy: Path) -> None:
     _rename_dynsym(real_copy, "EnzymeCreateForwardDiff", "EnzymeCreateForwardDifX")
     report = _check(recipe, real_copy)
     failed = {r.name: r for r in report.failures}
-    assert set(failed) == {"exports", "load"}
+    assert set(failed) == {"exports", "capi", "load"}
     assert failed["exports"].data["missing"] == ["EnzymeCreateForwardDiff"]
+    assert "does not export EnzymeCreateForwardDiff" in failed["capi"].detail
     assert "dlsym misses EnzymeCreateForwardDiff" in failed["load"].detail
 
 
@@ -117,44 +121,78 @@ def test_tiny_library_fails_exports_but_not_needed(recipe: Recipe, tmp_path: Pat
     assert "CreateEnzymeLogic" not in results["exports"].data["missing"]
     assert len(results["exports"].data["missing"]) == 25
     assert not results["load"].ok
-    assert results["signatures"].data["verdict"] == "unknown" and not results["signatures"].ok
+    assert results["capi"].data["verdict"] == "mismatch" and not results["capi"].ok
+    assert "no known profile fits it" in results["capi"].detail and "does not export" in results["capi"].detail
 
 
-def test_library_with_the_profiles_names_and_signatures_passes(recipe: Recipe, tmp_path: Path, cc: str) -> None:
-    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source())
+def test_a_working_library_of_the_profile_passes(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so",
+                          fake_enzyme_source(markers=capi.signature_markers("v0.0.289")))
     report = _check(recipe, lib)
     assert report.ok, report.format()
-    assert _by_name(report)["signatures"].data["verdict"] == "match"
+    assert _by_name(report)["capi"].data["verdict"] == "match"
+
+
+def test_the_profiles_names_and_strings_without_an_enzyme_behind_are_refused(recipe: Recipe, tmp_path: Path,
+                                                                              cc: str) -> None:
+    """Names and embedded signatures are not enough: the probe differentiates through them."""
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source())
+    report = _check(recipe, lib)
+    results = _by_name(report)
+    assert [r.name for r in report.failures] == ["capi"]
+    assert results["capi"].data["verdict"] == "mismatch" and "no known profile fits it" in results["capi"].detail
+    assert results["capi"].data["embedded"]  # the strings are there ...
+    # ... and without a libLLVM to probe with they would have been believed
+    assert _by_name(_check(recipe, lib, load=False))["capi"].ok
 
 
 def test_same_names_other_signatures_is_refused(recipe: Recipe, tmp_path: Path, cc: str) -> None:
-    """The 2025 C API exports the same 26 names; only the signatures tell it apart."""
-    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", plugin_c_source(SIGNATURES_2025))
+    """The 2025 C API exports the same 26 names; only the parameter lists tell it apart."""
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so",
+                          fake_enzyme_source(profile="v0.0.173", markers=capi.signature_markers("v0.0.173")))
     report = _check(recipe, lib)
     results = _by_name(report)
     assert results["exports"].ok and results["load"].ok
-    assert [r.name for r in report.failures] == ["signatures"]
-    detail = results["signatures"].detail
-    assert "not C API v0.0.289" in detail
+    assert [r.name for r in report.failures] == ["capi"]
+    detail = results["capi"].detail
+    assert "not C API v0.0.289: it is C API v0.0.173" in detail and "pass --capi v0.0.173" in detail
     assert "EnzymeCreatePrimalAndGradient has 22 parameters in the library, 23 in v0.0.289" in detail
     assert "EnzymeCreateForwardDiff has 19 parameters in the library, 20 in v0.0.289" in detail
+    assert "EnzymeCreateAugmentedPrimal has 18 parameters in the library, 21 in v0.0.289" in detail
+    assert "through v0.0.289: the test process was killed by signal 6 (SIGABRT)" in detail
     assert "normal for a build without assertions" not in report.format()
-    assert results["signatures"].data["verdict"] == "mismatch"
-    assert sorted(results["signatures"].data["embedded"]) == ["EnzymeCreateForwardDiff",
-                                                               "EnzymeCreatePrimalAndGradient"]
+    assert results["capi"].data["verdict"] == "mismatch" and results["capi"].data["matching"] == ["v0.0.173"]
     proc = run_cli("check", str(lib), "--llvm", "15", "--policy", "none", "--json")
     assert proc.returncode == 1
     statuses = {c["name"]: c["status"] for c in json.loads(proc.stdout)["checks"]}
-    assert statuses["signatures"] == "FAIL" and statuses["exports"] == "PASS"
+    assert statuses["capi"] == "FAIL" and statuses["exports"] == "PASS"
+    ok = run_cli("check", str(lib), "--llvm", "15", "--policy", "none", "--capi", "v0.0.173")
+    assert ok.returncode == 0, ok.stdout
 
 
-def test_identification_is_one_function(tmp_path: Path, cc: str, repacked: Repacked) -> None:
+def test_a_build_without_strings_is_identified_by_the_probe(recipe: Recipe, tmp_path: Path, cc: str) -> None:
+    """-DNDEBUG: nothing embedded; the probe alone says v0.0.173 (and, with --no-load, the
+    check says it cannot tell)."""
+    lib = compile_library(cc, tmp_path / "LLVMEnzyme-15.so", fake_enzyme_source(profile="v0.0.173"))
+    ident = identify_capi_profile(lib, "v0.0.173", llvm=15)
+    assert (ident.verdict, ident.matching, ident.embedded, ident.probed) == ("match", ("v0.0.173",), {}, True)
+    cannot = _by_name(_check(recipe, lib, load=False))["capi"]
+    assert not cannot.ok and cannot.data["verdict"] == "unknown" and "cannot be told here" in cannot.detail
+
+
+def test_identification_is_the_loaders(tmp_path: Path, cc: str, repacked: Repacked) -> None:
     good = identify_capi_profile(repacked.library, "v0.0.289")
-    assert (good.verdict, good.matching, good.differences) == ("match", ("v0.0.289",), ())
+    assert (good.verdict, good.matching, good.differences, good.probed) == ("match", ("v0.0.289",), (), True)
+    from enzyme_artifacts.llvm import find_libllvm
+    from enzyme_artifacts.plugin import identify_plugin
+
+    assert identify_plugin(repacked.library, find_libllvm(15)).remembered  # the check's answer, remembered
     other = identify_capi_profile(compile_library(cc, tmp_path / "a.so", plugin_c_source(SIGNATURES_2025)),
-                                  "v0.0.289")
+                                  "v0.0.289", llvm=15)
     assert other.verdict == "mismatch" and other.matching == ()
-    with pytest.raises(UnknownProfileError, match="unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.289"):
+    strings_only = identify_capi_profile(tmp_path / "a.so", "v0.0.289", probe=False)
+    assert strings_only.verdict == "mismatch" and strings_only.matching == ("v0.0.173",)
+    with pytest.raises(UnknownProfileError, match="unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.173, v0.0.289"):
         identify_capi_profile(repacked.library, "v0.0.79")
 
 
@@ -164,7 +202,7 @@ def test_a_second_libllvm_in_the_process_fails_the_load_check(recipe: Recipe, tm
     folder = tmp_path / "lib"
     compile_library(cc, folder / "libLLVM-16.so.1", "int llvm_version_major(void) { return 16; }\n",
                     "-Wl,-soname,libLLVM-16.so.1")
-    lib = compile_library(cc, folder / "LLVMEnzyme-16.so", plugin_c_source(), f"-L{folder}",
+    lib = compile_library(cc, folder / "LLVMEnzyme-16.so", fake_enzyme_source(), f"-L{folder}",
                           "-Wl,--no-as-needed", "-l:libLLVM-16.so.1", "-Wl,-rpath,$ORIGIN")
     report = check_library(lib, llvm=16, platform=GNU, policy=recipe.policies["manylinux_2_34"],
                            capi_profile="v0.0.289", llvm_library=Path("/usr/lib/llvm-15/lib/libLLVM-15.so.1"))
@@ -191,7 +229,7 @@ def test_runpath_of_the_build_machine(recipe: Recipe, tmp_path: Path, cc: str) -
 def test_unknown_profile_is_a_usage_error_not_a_traceback(repacked: Repacked) -> None:
     proc = run_cli("check", str(repacked.library), "--llvm", "16", "--capi", "v0.0.79")
     assert proc.returncode == 2
-    assert "unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.289" in proc.stderr
+    assert "unknown Enzyme C-API profile 'v0.0.79'; known: v0.0.173, v0.0.289" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     as_json = run_cli("check", str(repacked.library), "--llvm", "16", "--capi", "v0.0.79", "--json")
     assert as_json.returncode == 2 and "v0.0.79" in json.loads(as_json.stdout)["error"]

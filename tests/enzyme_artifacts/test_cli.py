@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from ..support.fake_enzyme import build_fake_enzyme
 from ._support import run_cli
 from .conftest import Dirs, RealArtifact, TarballArtifact
 
@@ -226,3 +228,41 @@ def test_env_library_via_cli(real_artifact: RealArtifact) -> None:
     status = ok_json("status", env={"ENZYME_ARTIFACTS_LIBRARY": str(real_artifact.library)})
     assert status["would_load"]["origin"] == "env"
     assert status["environment"]["ENZYME_ARTIFACTS_LIBRARY"] == str(real_artifact.library)
+
+
+def test_which_reports_no_manifest_key_for_a_local_build(real_artifact: RealArtifact, isolated: Dirs) -> None:
+    """A local LLVM 15 build is not the manifest's LLVM 15 entry, though both are LLVM 15."""
+    build = isolated.root / "build" / "Enzyme" / "LLVMEnzyme-15.so"
+    build.parent.mkdir(parents=True)
+    shutil.copy(real_artifact.library, build)
+    env = {"ENZYME_ARTIFACTS_LIBRARY": str(build)}
+    which = ok_json("which", env=env)
+    assert which["origin"] == "env" and which["key"] is None and which["capi"] == "v0.0.289"
+    status = ok_json("status", env=env)
+    assert status["plugin"]["key"] is None and status["would_load"]["key"] is None
+    text = run_cli("status", env=env).stdout
+    assert "C API v0.0.289, a local build, no manifest entry)" in text
+
+
+def test_status_says_where_the_major_of_an_env_library_comes_from(shared_lib_pair: Callable[..., Path]) -> None:
+    """An LLVM 16 build named without its major: the major is its DT_NEEDED's, and status
+    does not claim a manifest entry for it (the manifest has none for LLVM 16)."""
+    lib = shared_lib_pair("libLLVM-16.so.1", name="libmyenzyme.so")
+    proc = run_cli("status", "--json", env={"ENZYME_ARTIFACTS_LIBRARY": str(lib)})
+    data = json.loads(proc.stdout)
+    assert data["llvm_major"] == {"value": 16, "source": "ENZYME_ARTIFACTS_LIBRARY (its DT_NEEDED libLLVM-16.so.1)",
+                                  "error": None}
+    text = run_cli("status", env={"ENZYME_ARTIFACTS_LIBRARY": str(lib)}).stdout
+    assert "LLVM major:    16 (ENZYME_ARTIFACTS_LIBRARY (its DT_NEEDED libLLVM-16.so.1))" in text
+    assert "manifest entry" not in text.split("\n")[1]
+
+
+def test_dev_with_an_unknown_profile_is_one_line_about_the_profile(isolated: Dirs) -> None:
+    build = build_fake_enzyme(isolated.root / "b", profile="v0.0.173")
+    line, _ = failing(5, "dev", str(build), "--llvm", "15", "--capi", "v0.0.79")
+    assert "unknown Enzyme C-API profile; known: v0.0.173, v0.0.289" in line and "omit --capi" in line
+    assert "built against LLVM" not in line
+    made = ok_json("dev", str(build), "--llvm", "15")
+    assert made["capi"] == "v0.0.173" and made["capi_asked"] is None
+    text = run_cli("which", "--llvm", "15", "--json").stdout
+    assert json.loads(text)["capi"] == "v0.0.173"

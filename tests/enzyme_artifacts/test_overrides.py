@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from enzyme_artifacts import InvalidOverrideError, OfflineError, dev, resolve, undev
+from enzyme_artifacts import (
+    InvalidOverrideError,
+    OfflineError,
+    ProfileMismatchError,
+    dev,
+    resolve,
+    undev,
+)
 from enzyme_artifacts.llvm import find_libllvm
 
+from ..support.fake_enzyme import build_fake_enzyme
 from ._support import compile_shared, patchelf
 from .conftest import Dirs, RealArtifact, TarballArtifact
 
@@ -25,7 +33,8 @@ paths = importlib.import_module("enzyme_artifacts.paths")
 def test_dev_round_trip(use_real_cache: RealArtifact, isolated: Dirs) -> None:
     ov = dev(15)
     expected = isolated.dev / "LLVMEnzyme-15" / "override" / "lib" / "LLVMEnzyme-15.so"
-    assert ov.library == expected and ov.kind == "copy" and ov.capi == "v0.0.289"
+    assert ov.library == expected and ov.kind == "copy"
+    assert ov.capi is None and ov.validated is not None and ov.validated.capi == "v0.0.289"  # found, not asked for
     assert expected.read_bytes() == use_real_cache.library.read_bytes()
     assert (expected.parent.parent / "share" / "licenses").is_dir()  # laid out like the artifact
     assert not (expected.parent.parent / "enzyme-artifact.json").exists()  # the cache's record stays there
@@ -76,7 +85,7 @@ def test_dev_path_refuses_a_file_that_is_not_a_library(isolated: Dirs) -> None:
 
 def test_dev_path_refuses_a_library_that_is_not_a_plugin(isolated: Dirs) -> None:
     lib = compile_shared(isolated.root / "b", "LLVMEnzyme-15.so", "int CreateEnzymeLogic(int x) { return x; }\n")
-    with pytest.raises(InvalidOverrideError, match=r"does not export .*C-API profile v0.0.289"):
+    with pytest.raises(InvalidOverrideError, match=r"does not export .*C-API profile this package knows needs"):
         dev(15, lib)
     assert not isolated.overrides.exists()
 
@@ -190,3 +199,38 @@ def test_dev_path_takes_the_major_from_the_build(use_real_cache: RealArtifact, i
     shutil.copy(use_real_cache.library, build / "LLVMEnzyme-15.so")
     ov = dev(path=build.parent)  # no llvm given: the build says 15
     assert ov.llvm == 15 and overrides.load_overrides()[15].library == build / "LLVMEnzyme-15.so"
+
+
+def test_dev_path_binds_a_build_with_the_profile_it_probes_as(isolated: Dirs, use_real_cache: RealArtifact) -> None:
+    """A local LLVM 15 build of another C API than the manifest entry of LLVM 15: accepted
+    with its own profile; the manifest entry's profile does not apply to it."""
+    build = build_fake_enzyme(isolated.root / "b" / "Enzyme", profile="v0.0.173")
+    ov = dev(15, build.parent.parent)
+    assert ov.capi is None and ov.validated is not None and ov.validated.capi == "v0.0.173"
+    r = resolve(15)
+    assert r.origin == "override" and r.capi == "v0.0.173" and r.entry is None
+    # rebuilt as the other C API: identified again, bound with the new profile
+    fresh = build_fake_enzyme(isolated.root / "c", profile="v0.0.289")
+    shutil.copy(fresh, build)
+    os.utime(build, ns=(2, 2))
+    assert resolve(15).capi == "v0.0.289"
+
+
+def test_dev_capi_must_match_what_the_build_probes_as(isolated: Dirs) -> None:
+    build = build_fake_enzyme(isolated.root / "b", profile="v0.0.173")
+    with pytest.raises(ProfileMismatchError, match=r"has Enzyme's C API v0.0.173 .*not v0.0.289 as --capi says.*"
+                                                   r"omit --capi: the build's profile is identified by probing"):
+        dev(15, build, capi="v0.0.289")
+    assert not isolated.overrides.exists()
+    ov = dev(15, build, capi="v0.0.173")
+    assert ov.capi == "v0.0.173"  # asked for: written, and required at every later validation
+
+
+def test_dev_with_an_unknown_profile_says_the_profile_is_the_problem(isolated: Dirs) -> None:
+    build = build_fake_enzyme(isolated.root / "b", profile="v0.0.173")
+    with pytest.raises(InvalidOverrideError) as info:
+        dev(15, build, capi="v0.0.79")
+    text = str(info.value)
+    assert "--capi v0.0.79: unknown Enzyme C-API profile; known: v0.0.173, v0.0.289" in text
+    assert "omit --capi" in text
+    assert "--llvm" not in text and "built against LLVM" not in text  # not an LLVM problem

@@ -14,11 +14,14 @@ from enzyme_artifacts import (
     ArtifactNotFoundError,
     InvalidOverrideError,
     OfflineError,
+    ProfileMismatchError,
     locate,
     resolve,
 )
 
-from ._support import patchelf
+from ..support.fake_enzyme import build_fake_enzyme
+from ..support.http import ScriptedServer
+from ._support import ENTRY_HEAD, make_tarball, patchelf, sha256
 from .conftest import Dirs, RealArtifact, TarballArtifact
 
 resolve_mod = importlib.import_module("enzyme_artifacts.resolver")
@@ -54,7 +57,8 @@ def test_env_library(real_artifact: RealArtifact, monkeypatch: pytest.MonkeyPatc
     assert r.origin == "env"
     assert r.library == lib
     assert r.llvm.major == 15 and r.llvm.cxx11_abi
-    assert r.capi == "v0.0.289"  # the manifest entry's profile
+    assert r.capi == "v0.0.289"  # what it probes as
+    assert r.entry is None  # a local build, though the manifest has an entry for LLVM 15
     assert r.enzyme_version is None
     assert locate(15) == lib
     # nothing fetched; only the record of the child-process check is written
@@ -66,7 +70,7 @@ def test_env_library_capi_variable(real_artifact: RealArtifact, monkeypatch: pyt
     monkeypatch.setenv("ENZYME_ARTIFACTS_CAPI", "v0.0.289")
     assert resolve(15).capi == "v0.0.289"
     monkeypatch.setenv("ENZYME_ARTIFACTS_CAPI", "v9.9.9")
-    with pytest.raises(InvalidOverrideError, match="v9.9.9.*known: v0.0.289"):
+    with pytest.raises(InvalidOverrideError, match=r"v9.9.9.*known: v0.0.173, v0.0.289"):
         resolve(15)
 
 
@@ -171,3 +175,54 @@ def test_overrides_make_no_requests(
     assert resolve(15).origin == "override"
     assert resolve(15, fetch=True).library == build / "LLVMEnzyme-15.so"
     assert tarball_artifact.requests() == []
+
+
+def test_env_library_of_the_2025_c_api(isolated: Dirs, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = build_fake_enzyme(isolated.root / "b", profile="v0.0.173")
+    monkeypatch.setenv("ENZYME_ARTIFACTS_LIBRARY", str(lib))
+    r = resolve()
+    assert r.origin == "env" and r.capi == "v0.0.173" and r.entry is None
+    monkeypatch.setenv("ENZYME_ARTIFACTS_CAPI", "v0.0.289")
+    with pytest.raises(ProfileMismatchError, match=r"not v0.0.289 as ENZYME_ARTIFACTS_CAPI says.*"
+                                                   r"unset ENZYME_ARTIFACTS_CAPI"):
+        resolve()
+
+
+def _entry_serving(server: ScriptedServer, isolated: Dirs, library: Path, capi: str) -> Path:
+    """A manifest whose LLVM 15 entry (``capi``) is a tarball holding ``library``."""
+    body = make_tarball({"lib/LLVMEnzyme-15.so": library.read_bytes(),
+                         "share/licenses/LICENSE": b"Apache-2.0 WITH LLVM-exception (test copy)\n"})
+    url = server.route("/fake.tar.gz", server.ok(body))
+    manifest = isolated.root / "Artifacts.toml"
+    manifest.write_text(ENTRY_HEAD.format(enzyme="0.0.289", llvm=15).replace('capi = "v0.0.289"', f'capi = "{capi}"')
+                        + f'[[LLVMEnzyme.download]]\nurl = "{url}"\nsha256 = "{sha256(body)}"\nsize = {len(body)}\n')
+    return manifest
+
+
+def test_a_manifest_entry_whose_binary_has_another_c_api_is_refused(
+    server: ScriptedServer, isolated: Dirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = build_fake_enzyme(isolated.root / "fake", profile="v0.0.173")
+    monkeypatch.setenv("ENZYME_ARTIFACTS_MANIFEST", str(_entry_serving(server, isolated, fake, "v0.0.289")))
+    with pytest.raises(ProfileMismatchError) as info:
+        resolve(15)  # fetched, then refused at this first use
+    text = str(info.value)
+    assert "the artifact LLVMEnzyme.v0.0.289." in text and "has Enzyme's C API v0.0.173" in text
+    assert "not v0.0.289 as the manifest entry LLVMEnzyme.v0.0.289." in text
+    assert "the manifest's capi for LLVMEnzyme.v0.0.289." in text and "is wrong" in text
+    with pytest.raises(ProfileMismatchError):
+        resolve(15)  # from the cache now: refused again
+    with pytest.raises(ProfileMismatchError):
+        resolve_mod.fetch(15)  # `enzyme-artifacts fetch` refuses it as well
+    monkeypatch.setenv("ENZYME_ARTIFACTS_CAPI", "v0.0.173")  # the escape hatch the message names
+    assert resolve(15).capi == "v0.0.173"
+
+
+def test_a_manifest_entry_with_the_right_capi_is_accepted(
+    server: ScriptedServer, isolated: Dirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = build_fake_enzyme(isolated.root / "fake", profile="v0.0.173")
+    monkeypatch.setenv("ENZYME_ARTIFACTS_MANIFEST", str(_entry_serving(server, isolated, fake, "v0.0.173")))
+    r = resolve(15)
+    assert r.origin == "fetched" and r.capi == "v0.0.173" and r.entry is not None
+    assert resolve(15).origin == "cache"

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+import enzyme_artifacts
 from enzyme_artifacts import LLVMNotFoundError, resolve
 from enzyme_artifacts.status import diagnose
 
+from ..support.fake_enzyme import build_fake_enzyme
+from ..support.http import ScriptedServer
 from ._support import ENTRY_HEAD, compile_shared, run_cli
 from .conftest import Dirs, RealArtifact, TarballArtifact
+from .test_resolve import _entry_serving
 
 
 def status(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
@@ -118,3 +122,17 @@ def test_diagnose_is_plain_data(tarball_artifact: TarballArtifact) -> None:
     json.dumps(d.data)  # JSON-ready
     assert d.ok and d.error is None
     assert Path(d.data["manifest"]["path"]) == tarball_artifact.manifest
+
+
+def test_status_names_the_fix_for_an_entry_of_another_c_api(server: ScriptedServer, isolated: Dirs,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = build_fake_enzyme(isolated.root / "fake", profile="v0.0.173")
+    manifest = _entry_serving(server, isolated, fake, "v0.0.289")
+    monkeypatch.setenv("ENZYME_ARTIFACTS_MANIFEST", str(manifest))
+    with pytest.raises(enzyme_artifacts.ProfileMismatchError):
+        resolve(15)  # installs it, then refuses it
+    d = diagnose(15)
+    assert not d.ok and isinstance(d.error, enzyme_artifacts.ProfileMismatchError)
+    step = d.data["plugin"]["attempts"][-1]
+    assert step["origin"] == "cache" and step["outcome"].startswith("refused:")
+    assert step["fix"].startswith("set ENZYME_ARTIFACTS_CAPI=v0.0.173")

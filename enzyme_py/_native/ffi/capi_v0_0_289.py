@@ -1,7 +1,9 @@
-"""Enzyme C-API profile ``v0.0.289`` (Enzyme v0.0.289, LLVM 15).
+"""Enzyme C-API profile ``v0.0.289`` (Enzyme v0.0.287 and later; the published artifacts
+are v0.0.289, LLVM 15).
 
 Parameter lists were read from the assertion strings the binary carries and confirmed
-numerically; ``enzyme_artifacts.capi.signature_markers("v0.0.289")`` holds them.
+numerically; ``enzyme_artifacts.capi.signatures("v0.0.289")`` holds the same lists, which
+the loader's probe uses to identify this profile.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from .enzyme import CFnTypeInfo, DerivativeMode, DiffRequest
 __all__ = [
     "FUNCTIONS",
     "GUARDED",
+    "LACKS",
     "PROFILE",
     "SOURCE_PASSES",
+    "check",
     "create_augmented",
     "create_forward",
     "create_gradient",
@@ -102,7 +106,14 @@ SOURCE_PASSES: dict[str, tuple[object, tuple[object, ...]]] = {
 #: handler may jump out of them.
 GUARDED = ("EnzymeCreatePrimalAndGradient", "EnzymeCreateForwardDiff", "EnzymeCreateAugmentedPrimal")
 
+#: Request flags this C API has no parameter for: none.
+LACKS: dict[str, str] = {}
+
 Call = Callable[..., Any]
+
+
+def check(request: DiffRequest) -> None:
+    """Refuse a request this C API cannot express: every request fits this one."""
 
 
 def _arrays(request: DiffRequest) -> tuple[ctypes.Array[c_int], ctypes.Array[c_uint8]]:

@@ -3,12 +3,20 @@
 A *profile* (see :mod:`enzyme_artifacts.capi`) names one shape of Enzyme's C API.  Each
 profile is one module ``capi_<version>.py`` in this package that provides:
 
-* ``PROFILE`` (its name), ``FUNCTIONS`` (name -> (restype, argtypes));
-* ``create_reverse(lib, request)`` and ``create_forward(lib, request)`` taking a
-  :class:`DiffRequest` and returning the new function's ``LLVMValueRef``.
+* ``PROFILE`` (its name), ``FUNCTIONS`` (name -> (restype, argtypes)), ``GUARDED`` (the
+  entry points called through the setjmp trampolines);
+* ``create_reverse(call, request)``, ``create_forward(call, request)``,
+  ``create_augmented(call, request, *, shadow_return_used, anonymous_tape)`` and
+  ``create_gradient(call, request, *, tape_type, augmented)`` taking a
+  :class:`DiffRequest` and returning the new function's ``LLVMValueRef`` (the
+  ``AugmentedReturn*`` for the augmented primal);
+* ``LACKS`` (request flag -> why this C API cannot express it, e.g. ``strong_zero``) and
+  ``check(request)``, which raises :class:`~enzyme_py.errors.UnsupportedError` for such a
+  request; :mod:`enzyme_py._native.enzyme` checks ``LACKS`` before it creates anything.
 
-Adding a profile therefore means one new module here (and its symbol list in
-``enzyme_artifacts.capi``); nothing else changes.
+Adding a profile therefore means one new module here (and its entry, with the same
+parameter lists, in ``enzyme_artifacts.capi``, whose probe identifies libraries of it);
+nothing else changes.
 """
 
 from __future__ import annotations

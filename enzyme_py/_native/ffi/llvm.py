@@ -23,6 +23,7 @@ from ctypes import (
 __all__ = [
     "DIAGNOSTIC_HANDLER",
     "FUNCTIONS",
+    "OPTIONAL",
     "ORC_DEFINITION_GENERATOR",
     "ORC_ERROR_REPORTER",
     "CLookupSetElement",
@@ -126,7 +127,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMContextCreate": (P, ()),
     "LLVMContextDispose": (None, (P,)),
     "LLVMContextSetDiagnosticHandler": (None, (P, DIAGNOSTIC_HANDLER, P)),
-    "LLVMContextSetOpaquePointers": (None, (P, Bool)),
     "LLVMGetDiagInfoDescription": (P, (P,)),
     "LLVMGetDiagInfoSeverity": (c_int, (P,)),
     "LLVMGetMDKindIDInContext": (c_uint, (P, c_char_p, c_uint)),
@@ -355,6 +355,14 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMIsAConstantFP": (P, (P,)),
     "LLVMGetAllocatedType": (P, (P,)),
 }
+
+#: Functions of some LLVM majors only, declared when the library has them:
+#: ``LLVMContextSetOpaquePointers`` exists in LLVM 15 and 16 (from 17 on, pointers are
+#: always opaque and the function is gone).
+OPTIONAL: dict[str, tuple[object, tuple[object, ...]]] = {
+    "LLVMContextSetOpaquePointers": (None, (P, Bool)),
+}
+
 
 
 class JITSymbolFlags(ctypes.Structure):
