@@ -47,10 +47,12 @@ __all__ = [
     "TypeDepthExceededError",
     "UnsupportedError",
     "autodiff",
+    "autodiff_function",
     "autodiff_thunk",
     "config",
     "errors",
     "gradient",
+    "gradient_function",
     "hvp",
     "hvp_and_gradient",
     "inactive",
@@ -91,6 +93,8 @@ _WHERE = {
     "set_runtime_activity": "modes",
     "set_strong_zero": "modes",
     "autodiff_thunk": "split",
+    "autodiff_function": "prepared",
+    "gradient_function": "prepared",
     "hvp": "derivatives",
     "hvp_and_gradient": "derivatives",
     "jacobian": "derivatives",
@@ -134,6 +138,7 @@ if TYPE_CHECKING:
     )
     from .config import isolated
     from .python_functions import lower
+    from .prepared import autodiff_function, gradient_function
     from .modes import (
         Forward,
         ForwardWithPrimal,

@@ -32,6 +32,8 @@ Other variables, read when they are needed:
 ``ENZYME_PY_DISK_CACHE``        ``0`` disables the on-disk cache of compiled derivatives
 ``ENZYME_PY_CACHE_DIR``         its folder (default: the user cache folder ``enzyme-py``)
 ``ENZYME_PY_CACHE_MAX_BYTES``   its size bound (default 512M; suffixes K, M, G)
+``ENZYME_PY_NATIVE_CALLS``      ``0``: repeated calls and prepared derivatives go through
+                                ctypes instead of JIT-compiled native entries (default on)
 
 Invalid values raise :class:`ValueError` naming the variable.  The isolation switch of a
 block of code, :func:`isolated`, lives here too, so that every layer can read it without
@@ -65,6 +67,7 @@ __all__ = [
     "isolation_timeout",
     "llvm_version",
     "loaded_cache_size",
+    "native_calls",
     "options",
     "set_options",
     "worker_limits",
@@ -220,6 +223,11 @@ def clang_override() -> Path | None:
 def loaded_cache_size() -> int:
     """``ENZYME_PY_CACHE_SIZE``: compiled derivatives kept loaded when unused (64)."""
     return _env.integer("ENZYME_PY_CACHE_SIZE", 64, minimum=0)
+
+
+def native_calls() -> bool:
+    """False when ``ENZYME_PY_NATIVE_CALLS`` is ``0``/``false``/``no``/``off``."""
+    return _env.flag("ENZYME_PY_NATIVE_CALLS", True)
 
 
 def disk_cache_enabled() -> bool:

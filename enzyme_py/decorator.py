@@ -88,9 +88,10 @@ class JitFunction:
         return autodiff(mode, self, ret, *args, seed=seed)
 
     def grad(self, *xs: Any) -> tuple[Any, ...]:
-        """``enzyme_py.gradient(Reverse, self, *xs)``: one derivative per argument (bare floats
-        are Active, bare float arrays get a fresh zero shadow, the rest is Const)."""
-        return gradient(Reverse, self, *xs)
+        """``enzyme_py.gradient(self, *xs)`` (reverse mode): one derivative per argument
+        (bare floats are Active, bare float arrays get a fresh zero shadow, the rest is
+        Const)."""
+        return gradient(self, *xs)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._dispatcher,))
