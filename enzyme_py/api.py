@@ -93,8 +93,15 @@ def autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
     return _autodiff(*args, seed=seed)
 
 
-def _autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
+def _unexpected(name: str, kwargs: dict[str, Any]) -> TypeError:
+    """The error Python gives the public function for a keyword it does not take."""
+    return TypeError(f"{name}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
+def _autodiff(*args: Any, seed: Any = None, **kwargs: Any) -> tuple[Any, ...]:
     """:func:`autodiff` through the call layer (also what a native entry falls back to)."""
+    if kwargs:
+        raise _unexpected("autodiff", kwargs)
     mode, f, ret, rest = _split(args)
     table, name, target = resolve(f, "autodiff")
     install: Install | None = None
@@ -123,8 +130,10 @@ def gradient(*args: Any) -> tuple[Any, ...]:
     return _gradient(*args)
 
 
-def _gradient(*args: Any) -> tuple[Any, ...]:
+def _gradient(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
     """:func:`gradient` through the call layer (also what a native entry falls back to)."""
+    if kwargs:
+        raise _unexpected("gradient", kwargs)
     if not args:
         raise TypeError("gradient needs at least a function")
     install: Install | None = None

@@ -157,7 +157,7 @@ def callable_for(
             fn = pycall.make_callable(
                 shape,
                 fallback=fallback,
-                alive=entry.code.alive,
+                alive=(entry.code.alive, spec.target.program.alive),
                 raiser=raiser,
                 fresh=_fresh,
                 guard=(vars(config), sys.intern("current"), spec.options),

@@ -9,9 +9,10 @@ function object.  Its body is LLVM IR generated here and compiled into the proce
 * ``METH_FASTCALL | METH_KEYWORDS``: CPython passes the arguments as a C array, no tuple
   is built; the function is a ``PyCFunction`` over a ``PyMethodDef`` owned, with the
   machine code, by the function's ``__self__`` (a :class:`NativeCallable`);
-* guards: no keywords, the argument count, the *alive* word of the code it calls (0
-  once that code is unloaded), the options object still in force, the identity of the
-  leading arguments (the mode, the function, the return activity);
+* guards: no keywords, the argument count, the *alive* words (of the code it calls,
+  0 once that code is unloaded, and of its module, 0 once closed), the options object
+  still in force, the identity of the leading arguments (the mode, the function, the
+  return activity);
 * each argument is checked exactly as the call layer's converter of that kind checks it
   (exact value type, annotation class, dtype object, dimensions, C-contiguity,
   writability, shadow shape, integer range) and unboxed (``PyFloat_AsDouble``,
@@ -269,7 +270,7 @@ class _Gen:
     """Emits the body of one generated function (see :func:`_ir`)."""
 
     def __init__(self, shape: CallShape, names: dict[str, Any], fallback: Any, raiser: Any, fresh: Any,
-                 alive: int, guard: tuple[Any, Any, Any] | None) -> None:
+                 alive: Sequence[int], guard: tuple[Any, Any, Any] | None) -> None:
         self.s = shape
         self.names = names
         self.fallback = fallback
@@ -551,11 +552,12 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
     c = g.tmp()
     g.emit(f"{c} = icmp eq i64 %nargs, {total}")
     g.check(c)
-    live = g.tmp()
-    g.emit(f"{live} = load volatile i32, ptr {_p(g.alive)}")
-    c = g.tmp()
-    g.emit(f"{c} = icmp ne i32 {live}, 0")
-    g.check(c)
+    for word in g.alive:
+        live = g.tmp()
+        g.emit(f"{live} = load volatile i32, ptr {_p(word)}")
+        c = g.tmp()
+        g.emit(f"{c} = icmp ne i32 {live}, 0")
+        g.check(c)
     if g.guard is not None:
         d, key, value = g.guard
         cur = g.call("PyDict_GetItem", f"ptr {_p(d)}", f"ptr {_p(key)}")
@@ -678,7 +680,7 @@ def make_callable(
     shape: CallShape,
     *,
     fallback: Any,
-    alive: Any,
+    alive: Sequence[Any],
     raiser: Any = None,
     fresh: Any = None,
     guard: tuple[dict[str, Any], str, Any] | None = None,
@@ -688,8 +690,8 @@ def make_callable(
     """The built-in function for ``shape`` (see the module docstring).
 
     ``fallback``: called with the very arguments (and keywords) whenever the generated
-    code does not take them.  ``alive``: a ctypes ``c_int32`` that is non-zero while the
-    code at ``shape.entry`` is loaded.  ``raiser``: called with the address of the
+    code does not take them.  ``alive``: ctypes ``c_int32`` words, all non-zero while
+    the code at ``shape.entry`` may be called (it is loaded, its module is open).  ``raiser``: called with the address of the
     status array when a Python function raised (it raises).  ``fresh``: makes the zero
     array of a fresh shadow from the value.  ``guard``: ``(dict, key, value)``; the call
     falls back unless ``dict[key] is value``.  ``keep``: objects the shape refers to
@@ -703,9 +705,9 @@ def make_callable(
         raise ValueError("a fresh shadow needs the fresh helper")
     names = {n: sys.intern(n) for n in ("val", "dval", "bounds_of")}
     symbol = f"enzpy_pycall_{next(_counter)}"
-    gen = _Gen(shape, names, fallback, raiser, fresh, ctypes.addressof(alive), guard)
+    gen = _Gen(shape, names, fallback, raiser, fresh, [ctypes.addressof(a) for a in alive], guard)
     text = _ir(shape, symbol, gen)
-    owner = NativeCallable(shape, (fallback, raiser, fresh, alive, guard, names, tuple(keep), shape))
+    owner = NativeCallable(shape, (fallback, raiser, fresh, tuple(alive), guard, names, tuple(keep), shape))
     nat = native()
     with LOCK:
         # A light pipeline and the fast code generator: the body is calls and compares
