@@ -10,7 +10,9 @@ build the inputs; compute the reference gradient with the hand-written adjoint; 
 (``import_s``); prepare it and take the first gradient (``first_gradient_s``); compare that
 gradient with the reference (a relative error above the problem's tolerance gives status
 ``mismatch`` and nothing is timed); time the primal, the gradient and, for scalar problems, the
-Python-level call latency; read the peak RSS.
+Python-level call latency (and the tool's other ways of calling it, ``latencies``, each checked
+to give the same derivative first); read the peak RSS.  A ``first_only`` case (the second,
+warm-cache run of a tool with a disk cache) stops after the check.
 
 For the ``hand`` tool the reference is itself, so it is checked instead against a central finite
 difference of the C primal along a random direction.
@@ -60,6 +62,7 @@ class CaseSpec:
     quick: bool
     reference_library: str
     pin_cpu: int | None = None
+    first_only: bool = False
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -172,16 +175,28 @@ def run_case(spec: CaseSpec) -> Row:
             return replace(common, status="mismatch", peak_rss_mib=_peak_rss_mib(),
                        message=f"gradient differs from the hand-written adjoint: relative error "
                                f"{err:.3g} > {bound:.1g}")
+        if spec.first_only:
+            return replace(common, status="ok", peak_rss_mib=_peak_rss_mib())
         budget = _budget(spec.quick)
         primal = measure(prepared.primal, budget)
         grad = measure(prepared.gradient, budget, warmup=0)  # already run twice above
         latency = None
+        latencies: dict[str, float] | None = None
         if prepared.latency is not None:
             x0 = float(inputs.args[inputs.active[0]])
             call = prepared.latency
             latency = measure(lambda: call(x0), budget).median_s
+            want = call(x0)
+            for label, other in prepared.latencies.items():
+                got = other(x0)
+                if got != want:
+                    return replace(common, status="mismatch", message=f"{label} gave {got!r}, "
+                                   f"the gradient {want!r}")
+                latencies = latencies or {}
+                latencies[label] = measure(lambda f=other: f(x0), budget).median_s
         return replace(common, status="ok", primal_s=primal.median_s, gradient_s=grad.median_s,
-                   call_latency_s=latency, peak_rss_mib=_peak_rss_mib(), repeats=grad.repeats)
+                   call_latency_s=latency, peak_rss_mib=_peak_rss_mib(), repeats=grad.repeats,
+                   latencies=latencies)
 
 
 def _describe(e: BaseException) -> str:

@@ -139,7 +139,7 @@ def run_main(argv: Sequence[str]) -> int:
     """Parse run options, run, print the table; the exit status."""
     from benchmarks.native import hand_compiler
     from benchmarks.problems import get_problem
-    from benchmarks.report import FAILED, format_table, write_json
+    from benchmarks.report import FAILED, format_latency, format_table, write_json
     from benchmarks.runner import RunConfig, run
     from benchmarks.tools import TOOLS, get_tool
 
@@ -176,6 +176,11 @@ def run_main(argv: Sequence[str]) -> int:
     print(f"Mode: {'quick' if args.quick else 'full'}; medians after warm-up; "
           f"total {time.perf_counter() - start:.1f} s\n")
     print(format_table(rows))
+    summary = format_latency(rows)
+    if summary:
+        print("\nCalls from Python and the first gradient (one thread; hand = the hand-written "
+              "adjoint through ctypes):")
+        print(summary)
     if args.json:
         write_json(rows, args.json)
     if not any(r.status == "ok" for r in rows):

@@ -8,9 +8,9 @@ runs: arity, each activity against its parameter, the return activity against th
 type and the mode, dtypes, contiguity, shadow shapes and writability; invalid requests
 raise :class:`TypeError` or :class:`ValueError` naming the function and the argument.
 
-The two common forms, ``autodiff(mode, f, ReturnActivity, *args)`` and
-``gradient(f, *xs)``, go straight to the native entry of the kind they were last called
-with (:mod:`enzyme_py._call.native`, stored on the Function or on the Python function's
+The common forms, ``autodiff(mode, f, ReturnActivity, *args)``, ``gradient(f, *xs)``
+and ``gradient(mode, f, *xs)``, go straight to the native entry of the kind they were last
+called with (:mod:`enzyme_py._call.native`, stored on the Function or on the Python function's
 table): a JIT-compiled function that checks and converts the arguments as the validating
 path does and hands anything else back to it.
 """
@@ -122,6 +122,13 @@ def gradient(*args: Any) -> tuple[Any, ...]:
         f = args[0]
         if type(f) is Function:
             fast = f.fast_gradient
+        elif type(f) is Mode and len(args) > 1:
+            g = args[1]
+            if type(g) is Function:
+                fast = g.fast_gradient_mode
+            else:
+                table = python_table_of(g)
+                fast = table.fast_gradient_mode if table is not None else None
         else:
             table = python_table_of(f)
             fast = table.fast_gradient if table is not None else None
@@ -142,6 +149,7 @@ def _gradient(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
         if not mode.reverse or mode.split:
             raise TypeError("gradient supports Reverse and ReverseWithPrimal only")
         table, name, target = resolve(f, "gradient")
+        install = (_holder(f, table), "fast_gradient_mode", (mode, f), _gradient)
     else:
         mode, f, xs = Reverse, args[0], args[1:]
         table, name, target = resolve(f, "gradient")

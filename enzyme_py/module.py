@@ -290,6 +290,7 @@ class Function:
         "__weakref__",
         "fast_autodiff",
         "fast_gradient",
+        "fast_gradient_mode",
         "layout",
         "llvm_signature",
         "module",
@@ -309,10 +310,12 @@ class Function:
         #: For a lowered Python function: iterates as ``(rebuild, args)``, which lowers it
         #: again in the unpickling process.
         self.origin: Any = None
-        #: The native entries of ``autodiff(mode, self, ...)`` and ``gradient(self, ...)``
-        #: (set by the call layer, dropped when the table is cleared).
+        #: The native entries of ``autodiff(mode, self, ...)``, ``gradient(self, ...)`` and
+        #: ``gradient(mode, self, ...)`` (set by the call layer, dropped when the table is
+        #: cleared).
         self.fast_autodiff: Any = None
         self.fast_gradient: Any = None
+        self.fast_gradient_mode: Any = None
 
     @property
     def program(self) -> Program:

@@ -49,9 +49,15 @@ def prepare(problem: Problem, inputs: Inputs, workdir: Path) -> Prepared:
         return tuple(np.array(g[i], dtype=np.float64) for i in inputs.active)
 
     latency = None
+    latencies = {}
     if len(args) == 1 and isinstance(args[0], float):
+        from benchmarks.tools.enzyme_py_c import scalar_latencies
+
+        grad = f.grad
+        _, latencies = scalar_latencies(f, args[0])
+
         def latency(x: float) -> float:
-            return float(f.grad(x)[0])
+            return grad(x)[0]  # type: ignore[no-any-return]
 
     return Prepared(primal=lambda: f(*args), gradient=gradient, gradient_value=gradient_value,
-                    latency=latency)
+                    latency=latency, latencies=latencies)

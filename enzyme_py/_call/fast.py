@@ -9,7 +9,7 @@ a *recent* slot: its converters check the argument kinds themselves, so a repeat
 of one kind is served without computing the kind key.
 
 A call made through one of the public forms (``autodiff(mode, f, ret, *args)``,
-``gradient(f, *xs)``) names a *holder* (the Function, or the table of a Python function)
+``gradient(f, *xs)``, ``gradient(mode, f, *xs)``) names a *holder* (the Function, or the table of a Python function)
 and an attribute: after :data:`~.native.NATIVE_AFTER` such calls of one spec, its native
 entry (:mod:`.native`) is stored there, and the public function calls it directly.
 
@@ -43,7 +43,9 @@ MAX_SPECS = 256
 class Table:
     """The prepared calls of one owner (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_holders", "_lock", "fast_autodiff", "fast_gradient", "specs")
+    __slots__ = (
+        "__weakref__", "_holders", "_lock", "fast_autodiff", "fast_gradient", "fast_gradient_mode", "specs",
+    )
 
     def __init__(self) -> None:
         self.specs: dict[Any, Spec] = {}
@@ -51,6 +53,7 @@ class Table:
         #: native entries of a Python function's ``autodiff``/``gradient`` forms
         self.fast_autodiff: Any = None
         self.fast_gradient: Any = None
+        self.fast_gradient_mode: Any = None
         #: (holder, attribute) pairs this table stored native entries on
         self._holders: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 

@@ -184,6 +184,8 @@ def test_repeated_public_calls_install_and_use_native_entries(mod: Module) -> No
         (lambda: autodiff(Reverse, p1, Active, Active(0.7)), p1, "fast_autodiff"),
         (lambda: gradient(sumsq, X, N), sumsq, "fast_gradient"),
         (lambda: autodiff(ReverseWithPrimal, two, Active, Active(0.4), Const(-1.25)), two, "fast_autodiff"),
+        (lambda: gradient(ReverseWithPrimal, two, 0.4, -1.25), two, "fast_gradient_mode"),
+        (lambda: gradient(Reverse, sumsq, X, Const(N)), sumsq, "fast_gradient_mode"),
     ]
     for run, holder, attr in runs:
         mod._table.clear()
@@ -206,13 +208,14 @@ def test_python_functions_use_native_entries() -> None:
         (lambda: jf.autodiff(ReverseWithPrimal, Active, Active(0.7)), jf),
         (lambda: autodiff(Forward, jf, Duplicated, Duplicated(0.7, 1.0)), jf),
         (lambda: js.grad(X, 3), js),
+        (lambda: gradient(ReverseWithPrimal, js, X, 3), js),
     ]
     for run, f in runs:
         table = _fast.python_table(f)
         table.clear()
         first = _bits(run())
         assert _bits(run()) == first
-        assert _is_native(table.fast_gradient) or _is_native(table.fast_autodiff)
+        assert any(_is_native(getattr(table, a)) for a in ("fast_gradient", "fast_autodiff", "fast_gradient_mode"))
         with validating_path_fails(table):
             assert _bits(run()) == first
             # the function's own exception comes out of the native entry
