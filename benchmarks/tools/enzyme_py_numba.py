@@ -28,7 +28,7 @@ def setup(threads: int | None) -> None:
     del threads
     import numba  # noqa: F401
 
-    import enzyme_py  # noqa: F401
+    from enzyme_py import autodiff, gradient, gradient_function, jit  # noqa: F401
 
 
 def prepare(problem: Problem, inputs: Inputs, workdir: Path) -> Prepared:
