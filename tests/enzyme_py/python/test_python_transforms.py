@@ -224,6 +224,7 @@ def test_lowerings_die_with_their_function() -> None:
         refs.append((weakref.ref(closure), weakref.ref(ez.lower(closure, 3.0).module)))
         del closure
     gc.collect()
+    gc.collect()  # a module's finaliser may keep its cycle for one more collection
     # numba itself may keep the function it compiled last; every function that is gone
     # took its module (and compiled code) with it
     gone = [module() is None for function, module in refs if function() is None]
