@@ -17,8 +17,11 @@ array or a tuple, vector mode, split mode and ``hvp`` keep the ctypes path.
 ``ENZYME_PY_NATIVE_CALLS=0`` turns native entries off.
 
 Invariants: a native entry is cached per spec, prefix and fallback, and rebuilt when the
-spec's code was reloaded; it never holds the function of its prefix (a Python function's
-table is held weakly by that function) — its holder does.  Calls whose arguments are all
+spec's code was reloaded.  It holds the modes and classes of its prefix, so that their
+addresses cannot be reused by other objects while it lives (a new mode object with other
+flags must never pass for a dead one); it never holds the function of its prefix (a Python
+function's table is held weakly by that function) — its holder, which that function owns,
+holds it.  Calls whose arguments are all
 floats keep the GIL (they are short, and releasing it would cost more than the call);
 every other call releases it around the compiled code, as ctypes does.
 """
@@ -36,6 +39,7 @@ import numpy as np
 from .. import config
 from .._native import pycall
 from .._numba.status import raise_from_status
+from ..modes import Mode
 from .layout import ScalarResult
 from .request import AUTODIFF, GRADIENT, PRIMAL_ROUTE, Spec
 
@@ -161,6 +165,7 @@ def callable_for(
                 raiser=raiser,
                 fresh=_fresh,
                 guard=(vars(config), sys.intern("current"), spec.options),
+                keep=tuple(p for p in prefix if isinstance(p, (Mode, type))),
                 doc=f"{label}: a native entry of enzyme_py (see enzyme_py._call.native)",
             )
         spec.natives[key] = (entry, fn)

@@ -481,6 +481,27 @@ def test_clear_cache_and_options_changes(mod: Module) -> None:
     assert gradient(p1, 0.5) == want
 
 
+def test_a_native_entry_keeps_its_mode_alive(mod: Module) -> None:
+    """A native entry compares the mode by address: the mode it was built for must stay
+    alive, so that a new mode object with other flags never takes its address."""
+    import weakref
+
+    p1 = mod.function("p1")
+    for _ in range(20):
+        m1 = ez.set_runtime_activity(Reverse)
+        for _ in range(3):
+            r1 = autodiff(m1, p1, Active, Active(0.5))
+        entry = p1.fast_autodiff
+        assert _is_native(entry) and entry.__self__.shape.prefix[0] is m1
+        ref = weakref.ref(m1)
+        del m1
+        assert ref() is not None  # held by the entry
+        m2 = ez.set_strong_zero(Reverse)
+        r2 = autodiff(m2, p1, Active, Active(0.5))
+        assert _bits(r1) == _bits(r2) and ref() is not m2
+        del entry
+
+
 def test_native_calls_can_be_turned_off(mod: Module, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENZYME_PY_NATIVE_CALLS", "0")
     p1 = mod.function("p1")
