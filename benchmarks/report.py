@@ -62,6 +62,8 @@ class Row:
     latencies: dict[str, float] | None = None
     #: the first gradient again, in a fresh process whose disk cache the first run filled
     first_gradient_warm_s: float | None = None
+    #: the hand-written adjoint's ctypes call, timed in the same child as ``call_latency_s``
+    hand_latency_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities become ``None``)."""
@@ -161,9 +163,10 @@ def write_json(rows: Sequence[Row], path: Path) -> None:
 
 
 def format_latency(rows: Sequence[Row]) -> str:
-    """Per-call latency from Python (scalar problems: every way a tool calls its gradient)
-    and the time to the first gradient (cold, and with a warm disk cache), one line per
-    tool measured with one thread; empty when no row has either."""
+    """Per-call latency from Python (scalar problems: every way a tool calls its gradient,
+    as a ratio to the hand-written adjoint's ctypes call timed in the same child) and the
+    time to the first gradient (cold, and with a warm disk cache), one line per tool
+    measured with one thread; empty when no row has either."""
     lines = []
     for r in rows:
         if r.status != "ok" or r.threads != "1":
@@ -172,8 +175,9 @@ def format_latency(rows: Sequence[Row]) -> str:
         calls = {k: v for k, v in calls.items() if v is not None}
         if not calls and r.first_gradient_warm_s is None:
             continue
-        hand = next((h.call_latency_s for h in rows if h.problem == r.problem and h.tool == "hand"
-                     and h.status == "ok" and h.threads == "1"), None)
+        hand = r.hand_latency_s or next((h.call_latency_s for h in rows if h.problem == r.problem
+                                         and h.tool == "hand" and h.status == "ok"
+                                         and h.threads == "1"), None)
         latency = ", ".join(f"{k} {_time(v)}" + (f" ({v / hand:.2f}x hand)" if hand else "")
                             for k, v in calls.items())
         first = f"first gradient {_time(r.first_gradient_s)}"

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._call import request
-from ._call.fast import Install, Table, python_table, python_table_of
+from ._call.fast import Install, Table, python_table, python_tables
 from .activity import Active, Annotation
 from .modes import Mode, Reverse
 from .module import Function
@@ -85,9 +85,9 @@ def autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
         f = args[1]
         if type(f) is Function:
             fast = f.fast_autodiff
-        else:
-            table = python_table_of(f)
-            fast = table.fast_autodiff if table is not None else None
+        else:  # a Python function's table, if it has one (python_table_of, inlined)
+            hit = python_tables.get(id(f))
+            fast = hit[1].fast_autodiff if hit is not None and hit[0]() is f else None
         if fast is not None:
             return fast(*args)  # type: ignore[no-any-return]
     return _autodiff(*args, seed=seed)
@@ -127,11 +127,11 @@ def gradient(*args: Any) -> tuple[Any, ...]:
             if type(g) is Function:
                 fast = g.fast_gradient_mode
             else:
-                table = python_table_of(g)
-                fast = table.fast_gradient_mode if table is not None else None
+                hit = python_tables.get(id(g))
+                fast = hit[1].fast_gradient_mode if hit is not None and hit[0]() is g else None
         else:
-            table = python_table_of(f)
-            fast = table.fast_gradient if table is not None else None
+            hit = python_tables.get(id(f))
+            fast = hit[1].fast_gradient if hit is not None and hit[0]() is f else None
         if fast is not None:
             return fast(*args)  # type: ignore[no-any-return]
     return _gradient(*args)

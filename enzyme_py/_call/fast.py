@@ -30,7 +30,7 @@ from .. import config
 from . import native, request
 from .request import KindMismatch, Spec, kinds
 
-__all__ = ["MAX_SPECS", "Install", "Table", "python_table", "python_table_of"]
+__all__ = ["MAX_SPECS", "Install", "Table", "python_table", "python_table_of", "python_tables"]
 
 #: Where a call's native entry goes: ``(holder, attribute, prefix, fallback)``.
 Install = tuple[Any, str, tuple[Any, ...], Any]
@@ -160,8 +160,9 @@ def _build(target: Any, route: str, mode: Any, ret: Any, args: Sequence[Any]) ->
 
 
 #: id of a Python function -> (weak reference to it, its table); the entry goes with the
-#: function.
-_python: dict[int, tuple[weakref.ref[Any], Table]] = {}
+#: function.  (Read directly by the public functions' fast path: check ``ref() is f``.)
+python_tables: dict[int, tuple[weakref.ref[Any], Table]] = {}
+_python = python_tables
 _python_lock = threading.Lock()
 
 
