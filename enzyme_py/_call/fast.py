@@ -186,8 +186,12 @@ def python_table(f: Any) -> Table:
         if table is None:
             table = Table()
             key = id(f)
+
+            def forget(r: weakref.ref[Any], key: int = key) -> None:
+                _forget(key, r)
+
             try:
-                ref = weakref.ref(f, lambda _r, key=key: _forget(key, _r))
+                ref = weakref.ref(f, forget)
             except TypeError:
                 return table
             _python[key] = (ref, table)

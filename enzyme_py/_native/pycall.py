@@ -543,7 +543,7 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
     if s.status:
         g.emit(f"%status = alloca [{s.status} x i64], align 8")
         g.emit(f"store [{s.status} x i64] zeroinitializer, ptr %status")
-    out_type = "{ " + ", ".join(_IR_TYPES[k] for k in s.out_fields) + " }" if s.out_fields else ""
+    out_type = "{ " + ", ".join(_IR_TYPES[kind] for kind in s.out_fields) + " }" if s.out_fields else ""
     if out_type:
         g.emit(f"%out = alloca {out_type}, align 8")
     c = g.tmp()
@@ -621,9 +621,9 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
         g.emit(f"br label %{done}")
         g.block(done)
     raw: list[str] = [r] if r else []
-    for k, kind in enumerate(s.out_fields):
+    for index, kind in enumerate(s.out_fields):
         at, v = g.tmp(), g.tmp()
-        g.emit(f"{at} = getelementptr inbounds {out_type}, ptr %out, i32 0, i32 {k}")
+        g.emit(f"{at} = getelementptr inbounds {out_type}, ptr %out, i32 0, i32 {index}")
         g.emit(f"{v} = load {_IR_TYPES[kind]}, ptr {at}")
         raw.append(v)
     result = g.results(raw)
@@ -644,11 +644,11 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
         f"  %held = alloca [{slots} x ptr], align 8",
         f"  store [{slots} x ptr] zeroinitializer, ptr %held",
     ]
-    release = [f"define internal void @release(ptr %held) {{", "entry:"]
-    for k in range(g.slots):
-        release.append(f"  %p{k} = getelementptr inbounds ptr, ptr %held, i64 {k}")
-        release.append(f"  %v{k} = load ptr, ptr %p{k}")
-        release.append(f"  call void {_p(_api_addresses()['Py_DecRef'])}(ptr %v{k})")
+    release = ["define internal void @release(ptr %held) {", "entry:"]
+    for slot in range(g.slots):
+        release.append(f"  %p{slot} = getelementptr inbounds ptr, ptr %held, i64 {slot}")
+        release.append(f"  %v{slot} = load ptr, ptr %p{slot}")
+        release.append(f"  call void {_p(_api_addresses()['Py_DecRef'])}(ptr %v{slot})")
     release += ["  ret void", "}"]
     head = f"define ptr @{symbol}(ptr %self, ptr %args, i64 %nargs, ptr %kwnames) {{"
     return "\n".join([*release, head, *g.lines, "}"]) + "\n"
