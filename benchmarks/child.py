@@ -68,6 +68,7 @@ class CaseSpec:
     quick: bool
     reference_library: str
     pin_cpu: int | None = None
+    clock: str = "wall"
     first_only: bool = False
 
     def to_json(self) -> str:
@@ -184,8 +185,8 @@ def run_case(spec: CaseSpec) -> Row:
         if spec.first_only:
             return replace(common, status="ok", peak_rss_mib=_peak_rss_mib())
         budget = _budget(spec.quick)
-        primal = measure(prepared.primal, budget)
-        grad = measure(prepared.gradient, budget, warmup=0)  # already run twice above
+        primal = measure(prepared.primal, budget, clock=spec.clock)
+        grad = measure(prepared.gradient, budget, warmup=0, clock=spec.clock)  # run twice above
         latency = hand_latency = None
         latencies: dict[str, float] | None = None
         if prepared.latency is not None:
@@ -206,7 +207,7 @@ def run_case(spec: CaseSpec) -> Row:
             rounds: dict[str, list[float]] = {k: [] for k in calls}
             for _ in range(LATENCY_ROUNDS):
                 for label, fn in calls.items():
-                    rounds[label].append(measure(lambda f=fn: f(x0), budget).median_s)
+                    rounds[label].append(measure(lambda f=fn: f(x0), budget, clock=spec.clock).median_s)
             medians = {k: min(v) for k, v in rounds.items()}
             latency, hand_latency = medians.pop("call"), medians.pop("hand")
             latencies = medians or None

@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None,
                    help="override every problem's size (vector length, batch or steps)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time primal, gradient and latency by wall clock (default) or by the "
+                        "child's CPU time (all its threads; steadier on a loaded machine)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="per-child limit (default 600, 120 with --quick)")
     return p
@@ -139,7 +142,7 @@ def run_main(argv: Sequence[str]) -> int:
     """Parse run options, run, print the table; the exit status."""
     from benchmarks.native import hand_compiler
     from benchmarks.problems import get_problem
-    from benchmarks.report import FAILED, format_latency, format_table, write_json
+    from benchmarks.report import FAILED, format_latency, format_table, format_targets, write_json
     from benchmarks.runner import RunConfig, run
     from benchmarks.tools import TOOLS, get_tool
 
@@ -161,7 +164,7 @@ def run_main(argv: Sequence[str]) -> int:
     threads = ("1", "default") if choice == "both" else (choice,)
     timeout = args.timeout or (120.0 if args.quick else 600.0)
     config = RunConfig(problems=problems, tools=tools, threads=threads, quick=args.quick,
-                       size=args.size, seed=args.seed, timeout_s=timeout)
+                       size=args.size, seed=args.seed, timeout_s=timeout, clock=args.clock)
     start = time.perf_counter()
 
     def progress(msg: str) -> None:
@@ -173,9 +176,14 @@ def run_main(argv: Sequence[str]) -> int:
     if load is not None:
         print(f"Load average (1 min) at start: {load:.2f}")
     print(f"Hand-written adjoints: {hand_compiler()} -O2")
-    print(f"Mode: {'quick' if args.quick else 'full'}; medians after warm-up; "
+    print(f"Mode: {'quick' if args.quick else 'full'}; medians after warm-up "
+          f"({args.clock} clock); "
           f"total {time.perf_counter() - start:.1f} s\n")
     print(format_table(rows))
+    targets = format_targets(rows)
+    if targets:
+        print("\nTargets (one-thread rows of this run):\n")
+        print(targets)
     summary = format_latency(rows)
     if summary:
         print("\nCalls from Python and the first gradient (one thread; hand = the hand-written "

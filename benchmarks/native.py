@@ -88,12 +88,33 @@ def hand_compiler() -> str:
         return "cc"
 
 
+#: The CBLAS functions the problems' C forms call.
+CBLAS_NAMES = ("cblas_dgemm", "cblas_dgemv")
+
+
+def blas_flags() -> list[str]:
+    """Compiler and linker flags that link C calling CBLAS against the BLAS enzyme_py uses
+    (:mod:`enzyme_py._native.blas`: SciPy's OpenBLAS unless ``ENZYME_PY_BLAS`` says
+    otherwise), with its symbol prefix (``scipy_``) mapped by ``-D``: the hand adjoint and
+    enzyme_py then run the same BLAS code."""
+    from enzyme_py._native import blas
+
+    found = blas.candidates()
+    if not found:
+        raise BuildError("no BLAS library was found for the CBLAS problems (pip install scipy)")
+    source, path = found[0]
+    lib = blas._load(source, path)
+    defines = [f"-D{n}={lib.prefix}{n}" for n in CBLAS_NAMES if lib.prefix]
+    return [*defines, str(path), f"-Wl,-rpath,{path.parent}"]
+
+
 def build_hand(problem: Problem, out_dir: Path) -> Path:
-    """Compile ``problem``'s hand-written adjoint with ``<hand_compiler()> -O2 -shared -fPIC``;
-    the library path."""
+    """Compile ``problem``'s hand-written adjoint with ``<hand_compiler()> -O2 -shared -fPIC``
+    (and :func:`blas_flags` for a problem calling CBLAS); the library path."""
     out = out_dir / f"{problem.stem}_hand.so"
+    extra = blas_flags() if problem.blas else []
     _run([hand_compiler(), "-O2", "-shared", "-fPIC", "-o", str(out),
-          str(problem.adjoint_source), "-lm"])
+          str(problem.adjoint_source), *extra, "-lm"])
     return out
 
 

@@ -19,10 +19,13 @@ from typing import Any
 __all__ = [
     "FAILED",
     "STATUSES",
+    "TARGETS",
     "Row",
+    "Target",
     "add_ratios",
     "format_latency",
     "format_table",
+    "format_targets",
     "write_json",
 ]
 
@@ -185,3 +188,45 @@ def format_latency(rows: Sequence[Row]) -> str:
             first += f", warm disk cache {_time(r.first_gradient_warm_s)}"
         lines.append(f"- {r.problem} {r.tool}: {latency + '; ' if latency else ''}{first}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A speed target of issue 14: the gradient of ``(problem, tool)`` at most ``bound``
+    times that of ``(problem, against)``, one-thread rows of one run."""
+
+    problem: str
+    tool: str
+    against: str
+    bound: float
+
+    def describe(self) -> str:
+        times = "" if self.bound == 1.0 else f"{self.bound:g} × "
+        return f"{self.problem} {self.tool} gradient ≤ {times}{self.against}"
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("P2", "enzyme_py_numba", "enzyme_py_c", 1.2),
+    Target("P3", "enzyme_py_c", "jax", 0.8),
+    Target("P3", "enzyme_py_numba", "jax", 0.8),
+    Target("P4N", "enzyme_py_numba", "jax", 1.0),
+    Target("P5", "enzyme_py_numba", "enzyme_py_c", 1.2),
+)
+"""The gradient-time targets checked by :func:`format_targets` (P1 latency and the first
+gradient have their own)."""
+
+
+def format_targets(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> str:
+    """A Markdown table of the targets whose rows were measured: the ratio and whether it
+    is met (one-thread rows); empty when none applies."""
+    grad = {(r.problem, r.tool): r.gradient_s for r in rows
+            if r.threads == "1" and r.status == "ok" and r.gradient_s}
+    lines = ["| target | measured | ratio | met |", "|---|---|---|---|"]
+    for t in targets:
+        a, b = grad.get((t.problem, t.tool)), grad.get((t.problem, t.against))
+        if a is None or b is None:
+            continue
+        ratio = a / b
+        lines.append(f"| {t.describe()} | {_time(a)} vs {_time(b)} | {ratio:.2f} | "
+                     f"{'yes' if ratio <= t.bound else '**no**'} |")
+    return "\n".join(lines) if len(lines) > 2 else ""

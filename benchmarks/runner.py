@@ -64,6 +64,7 @@ class RunConfig:
     size: int | None = None
     seed: int = 0
     timeout_s: float = 600.0
+    clock: str = "wall"
 
 
 def child_environment(threads: str, inductor_dir: Path) -> dict[str, str]:
@@ -153,7 +154,7 @@ def run(config: RunConfig, progress: Callable[[str], None] | None = None) -> lis
                     inductor = Path(tempfile.mkdtemp(prefix="inductor-", dir=tmpdir))
                     spec = CaseSpec(problem=problem.id, tool=tool.name, threads=threads,
                                     size=size, seed=config.seed, quick=config.quick,
-                                    reference_library=str(reference),
+                                    reference_library=str(reference), clock=config.clock,
                                     pin_cpu=_pin_cpu() if threads == "1" else None)
                     env = child_environment(threads, inductor)
                     if tool.warm_start:

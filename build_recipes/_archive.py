@@ -6,8 +6,9 @@ our own: every member is checked *before* anything is written, and a refused arc
 the destination untouched.  Refused (:class:`~build_recipes.errors.UnsafeArchiveError`):
 
 * absolute names (``/x``, ``C:x``, ``\\x``), names with a ``..`` component or a NUL byte;
-* symbolic links whose target is absolute or resolves outside the archive, and members
-  below a symbolic link of the archive (the link could redirect them);
+* symbolic links whose target is absolute, or resolves outside the archive once every link
+  of the archive on the way is followed (so no chain of links composes an escape), loops of
+  links, and members below a symbolic link of the archive (the link could redirect them);
 * hard links to anything but an earlier regular member;
 * devices, FIFOs and every other special file;
 * the same name twice (except folders), or a file that is also the folder of other members.
@@ -21,10 +22,11 @@ vets every member first, as a second line of defence.
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 import tarfile
 from pathlib import Path
+
+from enzyme_artifacts._extract import name_problem
 
 from .errors import UnsafeArchiveError
 
@@ -44,12 +46,48 @@ def _name(raw: str) -> str:
     return raw.removeprefix("./").rstrip("/")
 
 
+#: Links followed while resolving one link's target before it counts as a loop.
+_MAX_HOPS = 40
+
+
+def _resolve(name: str, links: dict[str, str]) -> str | None:
+    """Where the symbolic link ``name`` points once every link of the archive on the way
+    is followed, as a path relative to the archive's root; None when any step leaves the
+    root or the links loop.
+
+    This is what the filesystem will do once the tree is written, so a chain of links,
+    each lexically inside, cannot compose an escape (``a/up -> ../..`` then
+    ``x -> a/up/../../..``: lexically ``x`` stays inside, physically it does not).
+    """
+    hops = 0
+    pending = [*links[name].split("/")]
+    stack = name.split("/")[:-1]
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return None
+            stack.pop()
+            continue
+        stack.append(part)
+        here = "/".join(stack)
+        if here in links:
+            hops += 1
+            if hops > _MAX_HOPS:
+                return None
+            stack.pop()
+            pending = [*links[here].split("/"), *pending]
+    return "/".join(stack)
+
+
 def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     """Every member of ``tar`` after the checks above, in archive order (the bare ``.``
     folder left out)."""
     out: list[tarfile.TarInfo] = []
     seen: dict[str, tarfile.TarInfo] = {}
-    links: set[str] = set()
+    links: dict[str, str] = {}
     for m in tar.getmembers():
         raw = m.name
         name = _name(raw)
@@ -57,28 +95,16 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
             if m.isdir():
                 continue
             raise _refuse(archive, raw, "has an empty name")
-        if raw.startswith(("/", "\\")) or "\\" in raw or (len(raw) > 1 and raw[1] == ":"):
-            raise _refuse(archive, raw, "has an absolute or Windows-style path")
-        if "\0" in raw:
-            raise _refuse(archive, raw, "contains a NUL byte")
-        parts = name.split("/")
-        if ".." in parts:
-            raise _refuse(archive, raw, "contains '..'")
-        if any(p in ("", ".") for p in parts):
-            raise _refuse(archive, raw, "has an empty or '.' path component")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise _refuse(archive, raw, f"lies below the symbolic link {'/'.join(parts[:i])!r}")
+        problem = name_problem(raw)
+        if problem is not None:
+            raise _refuse(archive, raw, problem)
         if name in seen and not (m.isdir() and seen[name].isdir()):
             raise _refuse(archive, raw, "appears twice")
         if m.issym():
             target = m.linkname
-            if not target or target.startswith("/") or "\\" in target:
+            if not target or target.startswith("/") or "\\" in target or "\0" in target:
                 raise _refuse(archive, raw, f"is a symbolic link to {target!r} (absolute or empty)")
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-            if resolved == ".." or resolved.startswith(("../", "/")):
-                raise _refuse(archive, raw, f"is a symbolic link to {target!r}, outside the archive")
-            links.add(name)
+            links[name] = target
         elif m.islnk():
             target = _name(m.linkname)
             if target not in seen or not seen[target].isfile():
@@ -92,6 +118,17 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
                 raise _refuse(archive, raw, f"is refused by tarfile's data filter ({e})") from None
         seen[name] = m
         out.append(m)
+    # With every link known (wherever it sits in the archive): nothing below a link, and
+    # every link resolves physically inside the archive.
+    for name, member in seen.items():
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in links:
+                raise _refuse(archive, member.name, f"lies below the symbolic link {'/'.join(parts[:i])!r}")
+    for name, target in links.items():
+        if _resolve(name, links) is None:
+            raise _refuse(archive, seen[name].name, f"is a symbolic link to {target!r}, outside the archive "
+                          "(followed through the archive's links) or in a loop of links")
     parents = {"/".join(n.split("/")[:i]) for n in seen for i in range(1, n.count("/") + 1)}
     for name, m in seen.items():
         if not m.isdir() and name in parents:

@@ -24,6 +24,7 @@ False
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -100,7 +101,7 @@ def number(name: str, default: float, *, positive: bool = False) -> float:
         value = float(raw)
     except ValueError:
         raise EnvironmentValueError(name, raw, "a number") from None
-    if value != value or (positive and value <= 0):  # NaN, or not positive
+    if math.isnan(value) or (positive and value <= 0):  # NaN, or not positive
         raise EnvironmentValueError(name, raw, "a positive number" if positive else "a number")
     return value
 

@@ -55,6 +55,7 @@ __all__ = [
     "check_members",
     "expansion_limit",
     "max_members",
+    "name_problem",
     "safe_extract",
 ]
 
@@ -106,6 +107,26 @@ def expansion_limit(archive_size: int) -> int:
 
 def _norm(name: str) -> str:
     return name.removeprefix("./")
+
+
+def name_problem(raw: str) -> str | None:
+    """Why the member name ``raw`` may not be extracted anywhere (an absolute or
+    Windows-style path, a ``..``, ``.`` or empty component, a NUL byte), or None.  A
+    leading ``./`` and a trailing ``/`` are allowed.
+
+    >>> name_problem("lib/libX.so"), name_problem("lib/../x")
+    (None, "contains '..'")
+    """
+    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":") or "\\" in raw:
+        return "has an absolute or Windows-style path"
+    if "\0" in raw:
+        return "contains a NUL byte"
+    parts = _norm(raw).rstrip("/").split("/")
+    if ".." in parts:
+        return "contains '..'"
+    if any(part in ("", ".") for part in parts):
+        return "has an empty or '.' path component"
+    return None
 
 
 def _refuse(archive: Path, member: str, why: str) -> UnsafeArchiveError:
@@ -207,15 +228,9 @@ def check_members(tar: tarfile.TarFile, archive: Path, *, bounds_members: int | 
             if m.isdir():
                 continue
             raise _refuse(archive, raw, "has an empty name")
-        if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":") or "\\" in raw:
-            raise _refuse(archive, raw, "has an absolute or Windows-style path")
-        parts = name.split("/")
-        if ".." in parts:
-            raise _refuse(archive, raw, "contains '..'")
-        if any(part in ("", ".") for part in parts):
-            raise _refuse(archive, raw, "has an empty or '.' path component")
-        if "\0" in name:
-            raise _refuse(archive, raw, "contains a NUL byte")
+        problem = name_problem(raw)
+        if problem is not None:
+            raise _refuse(archive, raw, problem)
         if name in seen and not (m.isdir() and seen[name].isdir()):
             raise _refuse(archive, raw, "appears twice")
         if m.issym():

@@ -3,8 +3,8 @@
 :func:`distribution_version` reads the installed distribution's metadata
 (:mod:`importlib.metadata`); when the packages run from a source tree that was never
 installed, it reads ``version`` from the ``pyproject.toml`` beside them.  Both
-``enzyme_artifacts.__version__`` and ``enzyme-artifacts --version`` come from here (and
-``enzyme_py.__version__`` is meant to), so they never disagree.
+``enzyme_artifacts.__version__``, ``enzyme_py.__version__`` and ``enzyme-artifacts
+--version`` come from here, so they never disagree.
 
 >>> distribution_version() == distribution_version()
 True

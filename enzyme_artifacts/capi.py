@@ -6,7 +6,7 @@ grew), so a library is bound by an explicit profile, never by guessing.  This mo
 holds only what the loader needs to *check* a library: the exported symbols a profile
 requires, the C signatures embedded in the binary, and which C-API calls the check in a
 child process makes (see :mod:`enzyme_artifacts.plugin`).  The ctypes declarations live
-in ``enzyme_py._ffi``; adding a profile means one entry here (and, when its create/free
+in ``enzyme_py._native.ffi``; adding a profile means one entry here (and, when its create/free
 calls changed shape, one call sequence in ``enzyme_artifacts/_plugin_child.py``) and one
 module there.
 

@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "__version__",
     "Active",
     "BatchDuplicated",
     "BatchDuplicatedNoNeed",
@@ -26,6 +25,7 @@ __all__ = [
     "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
+    "EnzymeWarning",
     "Forward",
     "ForwardWithPrimal",
     "Function",
@@ -39,6 +39,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "ProgramExit",
     "Reverse",
     "ReverseSplitNoPrimal",
     "ReverseSplitWithPrimal",
@@ -46,6 +47,7 @@ __all__ = [
     "TapeError",
     "TypeDepthExceededError",
     "UnsupportedError",
+    "__version__",
     "autodiff",
     "autodiff_function",
     "autodiff_thunk",
@@ -102,7 +104,7 @@ _WHERE = {
     "with_derivative": "rules",
 }
 _MODULES = {"errors", "config"}
-_ERRORS = {n for n in __all__ if n.endswith("Error")}
+_ERRORS = {n for n in __all__ if n.endswith("Error")} | {"ProgramExit", "EnzymeWarning"}
 
 if TYPE_CHECKING:
     from . import config, errors
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
         make_zero,
     )
     from .api import autodiff, gradient
+    from .config import isolated
     from .decorator import jit
     from .derivatives import hvp, hvp_and_gradient, jacobian
     from .errors import (
@@ -124,6 +127,7 @@ if TYPE_CHECKING:
         EnzymeCrashError,
         EnzymeError,
         EnzymePyError,
+        EnzymeWarning,
         IllegalFirstPointerError,
         IllegalTypeAnalysisError,
         InternalError,
@@ -132,13 +136,11 @@ if TYPE_CHECKING:
         NoDerivativeError,
         NoShadowError,
         NoTypeError,
+        ProgramExit,
         TapeError,
         TypeDepthExceededError,
         UnsupportedError,
     )
-    from .config import isolated
-    from .python_functions import lower
-    from .prepared import autodiff_function, gradient_function
     from .modes import (
         Forward,
         ForwardWithPrimal,
@@ -152,18 +154,17 @@ if TYPE_CHECKING:
         set_strong_zero,
     )
     from .module import Function, Module
+    from .prepared import autodiff_function, gradient_function
+    from .python_functions import lower
     from .rules import inactive, with_derivative
     from .split import autodiff_thunk
 
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from enzyme_artifacts._version import distribution_version
 
-        try:
-            return version("enzyme-py")
-        except PackageNotFoundError:  # a source tree that was not installed
-            return "0+unknown"
+        return distribution_version()
     if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name in _ERRORS:

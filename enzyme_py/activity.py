@@ -19,10 +19,13 @@ As a *return* activity the class itself is passed: ``Active``, ``Const``, ``Dupl
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ._call.pointers import zero_struct
 
 __all__ = [
     "Active",
@@ -126,15 +129,31 @@ class BatchDuplicatedNoNeed(BatchDuplicated):
     """Like :class:`BatchDuplicated`, when the primal result is not needed afterwards."""
 
 
-def make_zero(x: Any) -> Any:
+def make_zero(x: Any, **pointees: Any) -> Any:
     """A zero of the same kind as ``x``: a new zeroed array like ``x`` (same shape and
-    dtype, C-contiguous, writable), or ``0.0`` / ``0`` for scalars.
+    dtype, C-contiguous, writable; a structured array too), a list of them for a
+    sequence of arrays, or ``0.0`` / ``0`` for scalars.
+
+    For a ``ctypes.Structure`` (or ctypes array of structs): a shadow struct of the same
+    type, floats zero, integers copied, and each pointer field given as a keyword pointing
+    at its shadow: a NumPy array, or an element count for a zeroed buffer enzyme_py
+    allocates (``make_zero(s, data=len(x))``; dotted names reach nested structs).  A set
+    pointer field without one is an error (see :mod:`enzyme_py._call.pointers`).
 
     >>> make_zero(np.ones(3)).tolist()
     [0.0, 0.0, 0.0]
     >>> make_zero(2.5)
     0.0
+    >>> zs = make_zero([np.ones(2), np.ones(1)])
+    >>> len(zs), float(zs[0].sum() + zs[1].sum())
+    (2, 0.0)
     """
+    if pointees and not isinstance(x, (ctypes.Structure, ctypes.Array)):
+        raise TypeError("make_zero: pointer-field keywords apply to a ctypes Structure only")
+    if isinstance(x, (ctypes.Structure, ctypes.Array)):
+        return zero_struct(x, pointees)
+    if isinstance(x, (list, tuple)):
+        return [make_zero(v) for v in x]
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape, dtype=x.dtype)
     if isinstance(x, (bool, np.bool_)):

@@ -12,6 +12,11 @@ takes effect for the next compilation):
 ``ENZYME_PY_TUNE_CPU``   ``generic`` (default): tune optimisation and code generation with
                          LLVM's generic model while using the host's instructions; ``host``:
                          tune for this CPU too (slower to compile on some CPUs, e.g. Zen 3)
+``ENZYME_PY_VECTOR_MATH`` ``1`` (default): calls of ``exp``, ``log``, ``sin``, ``cos``,
+                         ``tanh`` and ``pow`` in vectorised loops become calls of glibc's
+                         libmvec where the host has it (results within 4 ulp of the
+                         correctly rounded ones, see :mod:`enzyme_py._native.vecmath`);
+                         ``0``: keep the scalar libm calls
 ``ENZYME_PY_ISOLATE``    ``1``: run every compilation in a child worker process, so that an
                          Enzyme assertion, ``exit()`` or crash fails one request instead of
                          the process (default ``0``; see :mod:`enzyme_py.isolation`)
@@ -34,6 +39,9 @@ Other variables, read when they are needed:
 ``ENZYME_PY_CACHE_MAX_BYTES``   its size bound (default 512M; suffixes K, M, G)
 ``ENZYME_PY_NATIVE_CALLS``      ``0``: repeated calls and prepared derivatives go through
                                 ctypes instead of JIT-compiled native entries (default on)
+``ENZYME_PY_BLAS``              the BLAS library compiled code calls (``cblas_*``, ``np.dot``;
+                                default: SciPy's OpenBLAS, then ``scipy-openblas32``; see
+                                :mod:`enzyme_py._native.blas`)
 
 Invalid values raise :class:`ValueError` naming the variable.  The isolation switch of a
 block of code, :func:`isolated`, lives here too, so that every layer can read it without
@@ -101,6 +109,8 @@ class Options:
     not change the code produced.
     ``tune_cpu``: ``"generic"`` or ``"host"``, the CPU model the optimiser and code
     generator tune for.
+    ``vector_math``: vectorised loops call libmvec's vector ``exp``, ``log``, ``sin``,
+    ``cos``, ``tanh`` and ``pow`` (where the host has libmvec).
     """
 
     pipeline: str = "default<O2>"
@@ -109,6 +119,7 @@ class Options:
     codegen_level: int = 2
     isolate: bool = False
     tune_cpu: str = "generic"
+    vector_math: bool = True
 
     @classmethod
     def from_environment(cls) -> Options:
@@ -120,6 +131,7 @@ class Options:
             host_cpu=_env.flag("ENZYME_PY_HOST_CPU", True),
             isolate=_env.flag("ENZYME_PY_ISOLATE", False),
             tune_cpu=check_tune_cpu(_env.choice("ENZYME_PY_TUNE_CPU", cls.tune_cpu, TUNE_CHOICES)),
+            vector_math=_env.flag("ENZYME_PY_VECTOR_MATH", True),
         )
 
 

@@ -19,7 +19,10 @@ also from the built-in exception it resembles, so callers may catch either::
     │   ├── TypeDepthExceededError         a type tree grew deeper than allowed
     │   ├── DiagnosticError                an LLVM error diagnostic during differentiation
     │   └── EnzymeCrashError               the isolation worker died (assertion, exit, signal)
+    ├── ProgramExit (RuntimeError)         compiled code called exit(), abort() or failed an assert()
     └── LibraryError (OSError)             libLLVM / LLVMEnzyme could not be found or loaded
+
+    EnzymeWarning (UserWarning)            Enzyme's own pass warned (as the clang plugin does)
 
 Invalid requests (wrong arity, an activity that does not fit a parameter's type, a
 wrong dtype, ...) raise plain :class:`TypeError` or :class:`ValueError` before any
@@ -34,6 +37,7 @@ __all__ = [
     "EnzymeCrashError",
     "EnzymeError",
     "EnzymePyError",
+    "EnzymeWarning",
     "IRParseError",
     "IllegalFirstPointerError",
     "IllegalTypeAnalysisError",
@@ -42,6 +46,7 @@ __all__ = [
     "NoDerivativeError",
     "NoShadowError",
     "NoTypeError",
+    "ProgramExit",
     "TapeError",
     "TypeDepthExceededError",
     "UnsupportedError",
@@ -191,9 +196,32 @@ class UnsupportedError(EnzymePyError, NotImplementedError):
     Enzyme would abort the process or silently ignore it."""
 
 
+class ProgramExit(EnzymePyError, RuntimeError):
+    """Compiled code called ``exit()``, ``abort()`` or failed an ``assert()``: instead of
+    ending the Python process, the call was abandoned there (as ``longjmp`` abandons
+    frames: no C++ destructor ran, what they allocated is leaked) and this is raised.
+
+    ``kind`` is ``"exit"``, ``"abort"`` or ``"assert"``; ``status`` the exit status
+    (134, as for ``SIGABRT``, after ``abort()`` or an assertion).  Output the program
+    wrote to ``stdout`` was flushed first.
+    """
+
+    def __init__(self, message: str, *, kind: str = "exit", status: int = 1) -> None:
+        self.kind = kind
+        self.status = status
+        super().__init__(message)
+
+
 class TapeError(EnzymePyError, ValueError):
     """A split-mode tape was misused: reversed twice, passed to another thunk's reverse
     callable, or used after its module was closed (see :mod:`enzyme_py.split`)."""
+
+
+class EnzymeWarning(UserWarning):
+    """What Enzyme's own pass (run over a module that uses Enzyme's source-level
+    interface) reports as a warning, as the clang plugin prints it: a type tree deeper
+    than Enzyme's limit (truncated), mixed activity (Enzyme's default shadow used).
+    Turn it into an error with ``warnings.simplefilter("error", EnzymeWarning)``."""
 
 
 class LibraryError(EnzymePyError, OSError):

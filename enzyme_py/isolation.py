@@ -2,11 +2,11 @@
 
 Enzyme ends the process on some requests it cannot handle: a failed assertion
 (``SIGABRT``), ``exit(1)`` after printing an error, now and then a segmentation fault.
-In-process, :mod:`enzyme_py._guard` turns Enzyme's *reported* errors into exceptions,
+In-process, :mod:`enzyme_py._native.reports` turns Enzyme's *reported* errors into exceptions,
 but nothing can survive those.  In isolation mode the compile stage (Enzyme, the
 optimiser, code generation) runs in a persistent worker, ``python -m
 enzyme_py._compile.worker``, started on first use with the very libraries this process
-loaded (no lookup, no download).  It sends back :class:`~enzyme_py.compiler.CompiledCode`,
+loaded (no lookup, no download).  It sends back :class:`~enzyme_py._compile.plan.CompiledCode`,
 which this process's JIT loads.  When the worker dies, that one request raises
 :class:`~enzyme_py.errors.EnzymeCrashError` (exit status or signal, tail of the
 worker's stderr) and the next request starts a new worker.  Whatever Enzyme leaks

@@ -151,7 +151,7 @@ def function_for(f: Any, args: Sequence[Any]) -> Function:
             fn = _function_of(low, module, edit)
         example = tuple(np.zeros(v.shape, v.dtype) if isinstance(v, np.ndarray) else v for v in values)
         ref = weakref.ref(f) if _weakrefable(f) else (lambda f=f: f)
-        fn.origin = _Origin(ref, example)  # type: ignore[assignment]
+        fn.origin = _Origin(ref, example)
         table[key] = fn
         return fn
 

@@ -43,7 +43,7 @@ from ._call.run import Entry
 from ._compile.loader import function_type, out_struct_type
 from ._compile.plan import split_reverse_layout
 from .activity import Active, Annotation, Const, Duplicated, DuplicatedNoNeed
-from .api import _target, resolve
+from .api import resolve
 from .errors import TapeError
 from .modes import Mode
 from .module import Function
@@ -253,7 +253,7 @@ class ReverseThunk:
             raise TypeError(f"the last argument must be the Tape from the forward callable, got {type(tape).__name__}")
         args = args_and_tape[: len(t.argtypes)]
         spec, comp = t._prepare(args, "reverse")
-        vals, keep, _ = spec.convert(args)
+        vals, _keep, _ = spec.convert(args)
         vals += _status_values(comp)
         if t.ret is Active:
             vals.append(request.real_value(args_and_tape[-2], "the return seed dret"))

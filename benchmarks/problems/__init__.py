@@ -80,6 +80,8 @@ class Problem:
     quick_size: int
     tolerance: float
     make: Callable[[int, int], Inputs]
+    blas: bool = False
+    """The C forms call CBLAS (``cblas_dgemm``, ...): the hand build links a BLAS."""
 
     @property
     def primal_symbol(self) -> str:
@@ -163,6 +165,8 @@ PROBLEMS: dict[str, Problem] = {
         Problem("P3", "p3_logsumexp", "stable logsumexp, n = 1e6", 1_000_000, 1_000_000, 1e-9,
                 _p3),
         Problem("P4", "p4_mlp", "MLP 64-128-1, tanh, batch 256, MSE", 256, 256, 1e-10, _p4),
+        Problem("P4N", "p4n_mlp_blas", "P4 in matrix products: tanh(X @ W1) @ w2 (NumPy form)",
+                256, 256, 1e-10, _p4, blas=True),
         Problem("P5", "p5_lorenz", "Lorenz, 1000 RK4 steps", 1000, 1000, 1e-7, _p5),
     )
 }

@@ -3,7 +3,8 @@
 Each function takes the arguments of :attr:`benchmarks.problems.Inputs.args` in order and repeats
 the arithmetic of the C primal statement for statement, so that compiled with ``numba.njit`` it
 gives the C result up to the compilers' freedom in ordering reductions. The functions are plain
-Python too (slow, but usable at small sizes without Numba). Nothing here imports Numba.
+Python too (slow, but usable at small sizes without Numba). P4N is the NumPy form of P4
+(matrix products, ``np.tanh`` of a whole array) beside P4's loops. Nothing here imports Numba.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import numpy as np
 
 from benchmarks.problems import Array
 
-__all__ = ["FORMS", "p1_scalar", "p2_rosenbrock", "p3_logsumexp", "p4_mlp", "p5_lorenz"]
+__all__ = [
+    "FORMS",
+    "p1_scalar",
+    "p2_rosenbrock",
+    "p3_logsumexp",
+    "p4_mlp",
+    "p4_mlp_numpy",
+    "p5_lorenz",
+]
 
 
 def p1_scalar(x: float) -> float:
@@ -71,6 +80,23 @@ def p4_mlp(
     return loss / batch
 
 
+def p4_mlp_numpy(
+    w1: Array,
+    w2: Array,
+    xs: Array,
+    y: Array,
+    batch: int,
+    nin: int,
+    nh: int,
+) -> float:
+    """P4N: P4 as NumPy code, the way it is usually written: ``tanh(X @ W1) @ w2``, MSE.
+    numba lowers the products to BLAS calls (enzyme_py differentiates them with Enzyme's
+    BLAS rules). ``nin`` and ``nh`` are unused (the shapes carry them)."""
+    h = np.tanh(xs @ w1)
+    r = h @ w2 - y
+    return float(np.sum(r * r) / batch)
+
+
 def p5_lorenz(x0: Array, steps: int) -> float:
     """P5: ``steps`` RK4 steps of the Lorenz system from ``x0``; the final x."""
     sigma = 10.0
@@ -113,6 +139,7 @@ FORMS: dict[str, Callable[..., float]] = {
     "P2": p2_rosenbrock,
     "P3": p3_logsumexp,
     "P4": p4_mlp,
+    "P4N": p4_mlp_numpy,
     "P5": p5_lorenz,
 }
 """The Numba-compatible form of each problem, by problem id."""

@@ -78,6 +78,7 @@ FORMS: dict[str, Callable[..., Any]] = {
     "P2": p2_rosenbrock,
     "P3": p3_logsumexp,
     "P4": p4_mlp,
+    "P4N": p4_mlp,  # the array frameworks' P4 already is the NumPy form
     "P5": p5_lorenz,
 }
 """The PyTorch form of each problem, by problem id."""

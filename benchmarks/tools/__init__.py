@@ -82,7 +82,9 @@ TOOLS: dict[str, Tool] = {
     for t in (
         Tool("hand", "hand-written C adjoint, clang-15 (or CC) -O2, ctypes", "benchmarks.tools.hand"),
         Tool("enzyme_opt", "Enzyme via clang-15 + opt-15 plugin, shared library, ctypes",
-             "benchmarks.tools.enzyme_opt", ("enzyme_artifacts",)),
+             "benchmarks.tools.enzyme_opt", ("enzyme_artifacts",),
+             skip=(("P4N", ("its shared library would need a BLAS exporting the plain CBLAS "
+                            "names, which the BLAS of this environment (SciPy's) does not")),)),
         Tool("enzyme_py_c", "enzyme_py on the C source (Module.from_c + gradient)",
              "benchmarks.tools.enzyme_py_c", ("enzyme_py",), warm_start=True),
         Tool("enzyme_py_numba", "enzyme_py on the Numba form (@enzyme_py.jit + .grad)",

@@ -21,7 +21,7 @@ import ctypes
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ from ..activity import (
     DuplicatedNoNeed,
 )
 from ..modes import Mode
-from . import batch
+from . import batch, pointers
+from .convert import ArgConv, KindMismatch
 from .layout import (
     ArrayParam,
     ArrayResult,
@@ -82,12 +83,9 @@ _RETURN_ACTIVITIES = (Active, Const, Duplicated, DuplicatedNoNeed)
 #: A batched return activity is the plain one at the request's width.
 _UNBATCHED = {BatchDuplicated: Duplicated, BatchDuplicatedNoNeed: DuplicatedNoNeed}
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_ADDRESS_DTYPE = np.dtype(np.uintp)
 _REAL_TYPES = (int, float, np.integer, np.floating)
 _INT_TYPES = (int, np.integer, bool, np.bool_)
-
-
-class KindMismatch(Exception):
-    """An argument is not of the kind a spec was built for (internal)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,6 +209,8 @@ def _array_kind(value: Any, p: PointerParam | ArrayParam, what: str, *, float_on
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} expects a NumPy array, got {type(value).__name__}")
     kind = KIND_OF_DTYPE.get(value.dtype)
+    if value.dtype == _ADDRESS_DTYPE and isinstance(p, PointerParam) and p.pointee in ("ptr", None):
+        kind = "ptr"  # an array of addresses (np.uintp) for a pointer to pointers
     if isinstance(p, ArrayParam):
         if value.dtype != p.dtype or value.ndim != p.ndim:
             raise TypeError(
@@ -264,22 +264,6 @@ def _value_type_check(a_val: Any) -> Callable[[Any], bool]:
     return lambda v: type(v) is vk
 
 
-@dataclass
-class ArgConv:
-    """The converter of one argument: ``convert(a)`` returns ``(values, keep, fresh)``:
-    its ctypes values, the objects to keep alive for the call, and the fresh zero shadow
-    a gradient returns for it (or None).  ``plans``: its entry parameters."""
-
-    convert: Callable[[Any], tuple[tuple[Any, ...], tuple[Any, ...], Any]]
-    plans: tuple[ArgPlan, ...]
-    #: reverse mode: the entry parameter whose derivative is this argument's result (-1: none)
-    deriv: int = -1
-    fresh: bool = False
-    #: the same checks and conversion for a native entry (:mod:`enzyme_py._call.native`);
-    #: None when this kind has none
-    native: ArgIn | None = None
-
-
 def _scalar_in(value: Any, p: ScalarParam) -> ScalarIn | None:
     """The native conversion of a scalar of ``value``'s type for ``p`` (None for a 0-d
     array, which the converter unwraps)."""
@@ -305,6 +289,8 @@ def _shape_plans(p: PointerParam | ArrayParam) -> tuple[ArgPlan, ...]:
 
 def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
     value = a.val if wrapped else a
+    if isinstance(p, PointerParam) and pointers.is_pointer_data(value):
+        return pointers.pointer_conv(p, a, what, activity=None, wrapped=wrapped)
     if isinstance(p, ScalarParam):
         _scalar_kind(value, p, what)
         num = _number(p, what)
@@ -417,6 +403,8 @@ def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
 def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
     t = type(a)
     act = DiffeType.DUP_NONEED if isinstance(a, DuplicatedNoNeed) else DiffeType.DUP_ARG
+    if isinstance(p, PointerParam) and pointers.is_pointer_data(a.val):
+        return pointers.pointer_conv(p, a, what, activity=act, wrapped=True)
     if isinstance(p, ScalarParam):
         if not p.is_float:
             raise TypeError(f"{what}: an integer cannot be {t.__name__}; use Const")
@@ -464,6 +452,11 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
     t = type(a)
     act = DiffeType.DUP_NONEED if isinstance(a, BatchDuplicatedNoNeed) else DiffeType.DUP_ARG
     w = a.width
+    if isinstance(p, PointerParam) and pointers.is_pointer_data(a.val):
+        raise TypeError(
+            f"{what}: {t.__name__} of a sequence of arrays or a struct is not supported; "
+            "use Duplicated (one shadow) per call"
+        )
     if isinstance(p, ScalarParam):
         if not p.is_float:
             raise TypeError(f"{what}: an integer cannot be {t.__name__}; use Const")
@@ -828,7 +821,7 @@ class Spec:
         status array (the function runs once)."""
         assert self.out is not None
         entry = self.entry()
-        vals, keep, _ = self.convert(values)
+        vals, _keep, _ = self.convert(values)
         guess = (0,) * self.out.ndim
         empty = np.empty(guess, dtype=self.out.dtype)
         entry.call([*vals, address_of(empty), *guess])

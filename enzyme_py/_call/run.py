@@ -15,10 +15,12 @@ import threading
 from typing import Any
 
 from .._compile.loader import LoadedCode
+from .._native.traps import STATUS_WORDS, read_status
 from .._numba.status import raise_from_status
+from ..errors import ProgramExit
 from .layout import StatusInfo
 
-__all__ = ["Entry", "address_of"]
+__all__ = ["Entry", "address_of", "raise_program_exit"]
 
 _STRUCT_CODES = {"f64": "d", "f32": "f", "i1": "?", "i8": "b", "i16": "h", "i32": "i", "i64": "q", "ptr": "P"}
 
@@ -49,12 +51,21 @@ def _pick_address() -> Any:
     return _address_slow  # pragma: no cover - other array layouts
 
 
-def address_of(arr: Any) -> int:
+def address_of(arr: Any) -> int:  # noqa: F811 - rebinds itself on first use
     """The data pointer of the NumPy array ``arr``; the first call picks the reader
     (nothing runs at import time) and rebinds this name to it."""
     global address_of
     address_of = _pick_address()
     return address_of(arr)  # type: ignore[no-any-return]
+
+
+def raise_program_exit(function: str, words: Any) -> None:
+    """Raise :class:`~enzyme_py.errors.ProgramExit` for a trap status block that records
+    an ``exit()``/``abort()``/failed ``assert()``."""
+    got = read_status(words)
+    if got is not None:
+        kind, code, message = got
+        raise ProgramExit(f"{function}: {message}; the call was abandoned", kind=kind, status=code)
 
 
 class Entry:
@@ -65,7 +76,9 @@ class Entry:
     a Python function, appended to every call and checked after it.
     """
 
-    __slots__ = ("call", "cfunc", "code", "has_result", "n_out", "out_type", "outputs", "status", "tls", "unpack")
+    __slots__ = (
+        "call", "cfunc", "code", "has_result", "n_out", "out_type", "outputs", "status", "tls", "traps", "unpack",
+    )
 
     def __init__(self, code: LoadedCode, status: StatusInfo | None = None) -> None:
         compiled = code.compiled
@@ -81,8 +94,9 @@ class Entry:
             else None
         )
         self.status = status
+        self.traps = compiled.traps
         self.tls = threading.local()
-        if self.unpack is None and status is None:  # the common case, in one closure
+        if self.unpack is None and status is None and not self.traps:  # the common case, in one closure
             cfunc = self.cfunc
             if self.has_result:
                 self.call = lambda values: (cfunc(*values),)
@@ -111,8 +125,11 @@ class Entry:
         if self.status is not None:
             status, addr = self.status_buffer()
             values.append(addr)
+        trap = None
+        if self.traps:
+            trap, trap_addr = self._trap_buffer()
         if self.unpack is None:
-            r = self.cfunc(*values)
+            r = self.cfunc(*values) if trap is None else self.cfunc(*values, trap_addr)
             raw: tuple[Any, ...] = (r,) if self.has_result else ()
         else:
             tls = self.tls
@@ -122,15 +139,29 @@ class Entry:
                 out = self.out_type()  # type: ignore[misc]
                 out_addr = ctypes.addressof(out)
                 tls.out = (out, out_addr)
-            r = self.cfunc(*values, out_addr)
+            r = self.cfunc(*values, out_addr) if trap is None else self.cfunc(*values, out_addr, trap_addr)
             fields = self.unpack(out)
             raw = (r, *fields) if self.has_result else fields
+        if trap is not None and trap[0]:
+            raise_program_exit(self.code.compiled.plan.function, trap)
         if status is not None:
             info = self.status
             assert info is not None
             if status[0] not in (0, -2):
                 raise_from_status(info.qualname, info.exceptions, list(status))
         return raw
+
+    def _trap_buffer(self) -> tuple[Any, int]:
+        """This thread's trap status block and its address (zeroed)."""
+        tls = self.tls
+        try:
+            buf, addr = tls.trap
+        except AttributeError:
+            buf = (ctypes.c_int64 * STATUS_WORDS)()
+            addr = ctypes.addressof(buf)
+            tls.trap = (buf, addr)
+        ctypes.memset(addr, 0, ctypes.sizeof(buf))
+        return buf, addr
 
     def last_status(self) -> list[int]:
         """This thread's status words after the last call."""

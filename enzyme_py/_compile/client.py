@@ -32,7 +32,7 @@ from ..errors import CompileError, EnzymeCrashError
 from .plan import CompiledCode, Plan
 from .worker import HEADER, decode_error, decode_frame, encode_frame, frame_length
 
-__all__ = ["WorkerClient", "compile_isolated", "shutdown", "worker"]
+__all__ = ["WorkerClient", "compile_isolated", "shutdown", "source_pass_isolated", "worker"]
 
 _TAIL = 8192
 
@@ -302,6 +302,17 @@ class WorkerClient:
         return code
 
 
+    def source_pass(self, bitcode: bytes, name: str, *, optimise: bool) -> bytes:
+        """Run Enzyme's own pass over a module in the worker (see
+        :func:`~enzyme_py._compile.pipeline.source_pass`); its bitcode afterwards."""
+        message = {"op": "source", "bitcode": bitcode, "name": name, "optimise": optimise}
+        what = f"running Enzyme's pass over module {name!r}"
+        data = self.request(message, what=what, function=name)
+        if not isinstance(data, bytes):
+            raise CompileError(f"the isolation worker returned {type(data).__name__}")
+        return data
+
+
 _client: WorkerClient | None = None
 _client_lock = threading.Lock()
 
@@ -321,6 +332,11 @@ def compile_isolated(
 ) -> CompiledCode:
     """Compile one request in the worker."""
     return worker().compile(bitcode, content_hash, plan, stateful)
+
+
+def source_pass_isolated(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
+    """Enzyme's own pass over a module, in the worker."""
+    return worker().source_pass(bitcode, name, optimise=optimise)
 
 
 def shutdown() -> None:

@@ -9,7 +9,7 @@ numba's compiler nor clang (see :mod:`.lowercache` and :mod:`.sourcecache` for t
 keys).
 
 Key: SHA-256 of the module content (bitcode hash), the request's
-:class:`~enzyme_py.compiler.Plan` (function, mode, activities, element types, return
+:class:`~enzyme_py._compile.plan.Plan` (function, mode, activities, element types, return
 activity, width), the compilation options that change code (everything in
 :class:`~enzyme_py.config.Options` but ``isolate``), the Enzyme library (C-API profile,
 path, size, modification time, inode), libLLVM (major, path, size, modification time),

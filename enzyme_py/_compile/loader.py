@@ -16,6 +16,7 @@ from typing import Any
 from .._native import jit
 from .._native.ffi import LOCK
 from .._native.handles import Closing
+from .._native.traps import ensure_traps
 from .._native.types import CTYPES
 from ..errors import CompileError
 from .plan import CompiledCode
@@ -73,6 +74,8 @@ class LoadedCode(Closing):
         self.compiled = compiled
         self.state = state
         with LOCK:
+            if compiled.traps:
+                ensure_traps()
             if symbols:
                 jit.define_symbols(symbols)
             obj = jit.load_object(compiled.object_code, compiled.symbol)
@@ -81,6 +84,7 @@ class LoadedCode(Closing):
                 self.reverse_address = (
                     jit.lookup(compiled.symbol + "_reverse") if compiled.plan.mode == "split" else 0
                 )
+                self.init_address = jit.lookup(compiled.symbol + "_init") if compiled.init else 0
             except CompileError as e:
                 obj.close()
                 raise CompileError(
@@ -92,6 +96,12 @@ class LoadedCode(Closing):
         self.alive = ctypes.c_int32(1)
         self._cfunc: Any = function_type(compiled.params, compiled.result)(self.address)
         self.out_type = out_struct_type(compiled.out_fields) if compiled.out_fields else None
+
+    def run_constructors(self) -> None:
+        """Run the module's static constructors (see ``CompiledCode.init``); the caller
+        does it once per module instance."""
+        if self.init_address and self._object is not None:
+            ctypes.CFUNCTYPE(None)(self.init_address)()
 
     @property
     def cfunc(self) -> Any:

@@ -4,6 +4,9 @@ code out.
 Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
 
     bitcode -> module (host triple and data layout)
+            -> BLAS calls made Enzyme's (:mod:`.._native.linalg`): numba's ``np.dot``
+               helpers become CBLAS calls, row-major CBLAS calls column-major ones;
+               zeroing memsets of float buffers become typed loops
             -> what the function reaches is inspected: inline assembly and OpenMP are
                refused before Enzyme sees them; the module's mutable globals become
                declarations of its state object (with zeroed shadows for derivatives),
@@ -11,10 +14,13 @@ Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
             -> Enzyme (reverse, forward, split or hvp; type trees from the plan), called
                through a setjmp trampoline
             -> derivative renamed; C-ABI entry point generated, external (Active return
-               seeded with 1.0 inside; aggregates via an out-pointer)
+               seeded with 1.0 inside; aggregates via an out-pointer); the LAPACK-style
+               helpers Enzyme's BLAS derivatives call are defined
             -> every other definition internal; load/store alignment clamped to
-               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped
-            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``) for
+               ``options().max_alignment``; ``llvm.loop.unroll.disable`` dropped;
+               calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
+            -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``, with
+               LLVM's ordered FP reductions, :func:`.._native.tuning.set_llvm_options`) for
                the host CPU (tuned per ``options().tune_cpu``) -> object code (code
                generator level 0 for small straight-line code)  => CompiledCode
 
@@ -28,19 +34,20 @@ import hashlib
 import itertools
 import os
 import secrets
+import warnings
 from collections.abc import Mapping
 
 from .. import config
 from .._native import enzyme as native_enzyme
-from .._native import transforms
+from .._native import linalg, transforms, vecmath
 from .._native.ffi import LOCK
 from .._native.ffi.enzyme import DiffeType
 from .._native.handles import ContextRef, ModuleRef
 from .._native.library import native
 from .._native.reports import Report, collecting, raise_for_reports
 from .._native.target import host_target_machine
-from .._native.tuning import apply_tuning, emit_level
-from ..errors import CompileError, UnsupportedError
+from .._native.tuning import apply_tuning, emit_level, set_llvm_options
+from ..errors import CompileError, EnzymeError, EnzymeWarning, UnsupportedError
 from . import modes
 from .plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, CompiledCode, Plan, output_names
 
@@ -84,8 +91,11 @@ def _refuse_unsupported(facts: transforms.ModuleFacts, plan: Plan) -> None:
     if facts.openmp:
         where = ", ".join(facts.openmp)
         raise UnsupportedError(
-            f"{plan.function!r} forks OpenMP parallel regions (in {where}); enzyme_py does not "
-            "differentiate OpenMP code. Compile without -fopenmp to differentiate it serially"
+            f"{plan.function!r} forks OpenMP parallel regions (in {where}); Enzyme's C API, "
+            "which the Python API uses, aborts on them. Call it from C through Enzyme's "
+            "source interface instead (__enzyme_autodiff in the module: Module.from_c runs "
+            "Enzyme's own pass, which differentiates parallel loops), or compile without "
+            "-fopenmp to differentiate it serially"
         )
 
 
@@ -120,6 +130,7 @@ def compile_plan(
     symbol = f"enzpy_{tag}_{_PROCESS_TOKEN}{os.getpid():x}_{next(_counter)}"
     names = state_names(stateful, plan.state) if plan.state else {}
     with LOCK:
+        set_llvm_options()
         tm = host_target_machine()
         ctx = ContextRef.create()
         try:
@@ -127,6 +138,11 @@ def compile_plan(
                 mod = ctx.parse_bitcode(bitcode, plan.function)
                 try:
                     mod.prepare(nat.triple, tm)
+                    if linalg.map_numba_blas(mod):  # np.dot & co.: CBLAS calls Enzyme knows
+                        # numba's abort path after its helpers is dead now: drop it
+                        mod.run_passes("function(instsimplify,simplifycfg)", tm, loop_transforms=False)
+                    linalg.column_major(mod)
+                    transforms.typed_memsets(mod)
                     fn = mod.defined_function(plan.function)
                     if fn is None:
                         raise CompileError(f"function {plan.function!r} is not defined")
@@ -152,8 +168,15 @@ def compile_plan(
                             raise CompileError(f"Enzyme returned no derivative for {plan.function!r}")
                         transforms.rename(target, f"{symbol}_impl")
                     seeded = plan.mode in (REVERSE, HVP) and plan.ret_activity == DiffeType.OUT_DIFF
+                    # exit()/abort()/assert() come back to Python (not in split mode and
+                    # hvp, whose entries are built elsewhere: those end the process)
+                    traps = plan.mode in (PRIMAL, FORWARD, REVERSE) and transforms.redirect_exits(mod)
+                    # static constructors: one function, run once per module instance
+                    init = transforms.collect_constructors(mod, f"{symbol}_init")
+                    if init:
+                        keep.append(f"{symbol}_init")
                     params, result, out_fields = transforms.build_entry(
-                        mod, target, symbol, seeded=seeded, zero_first=shadows
+                        mod, target, symbol, seeded=seeded, zero_first=shadows, trap=traps
                     )
                     outputs = output_names(plan)
                     count = (0 if result == "void" else 1) + len(out_fields)
@@ -163,9 +186,12 @@ def compile_plan(
                             f"{len(outputs)} ({', '.join(outputs) or 'none'}) were expected; this "
                             "Enzyme build's C API does not behave like its profile"
                         )
+                    linalg.define_lapack_helpers(mod)
                     transforms.finish(mod, keep, opts.max_alignment)
                     if opts.host_cpu:  # host instructions, generic tuning
                         apply_tuning(mod, opts.tune_cpu)
+                    if opts.vector_math and opts.host_cpu:
+                        vecmath.annotate(mod)
                     mod.verify(f"derivative of {plan.function!r}")
                     # Drop what the entry point does not reach, then optimise.
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
@@ -179,7 +205,7 @@ def compile_plan(
                     mod.close()
         finally:
             ctx.close()
-    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan)
+    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan, traps=traps, init=init)
 
 
 def _differentiate(mod: ModuleRef, fn: int, plan: Plan, symbol: str, keep: list[str]) -> tuple[bool, int]:
@@ -200,13 +226,14 @@ def compile_state(bitcode: bytes, stateful: tuple[str, ...], token: str) -> byte
     names = state_names(stateful, token)
     with LOCK:
         tm = host_target_machine()
-        with ContextRef.create() as ctx:
-            mod = ctx.parse_bitcode(bitcode, "state")
-            with mod:
-                mod.prepare(nat.triple, tm)
-                transforms.state_module(mod, names)
-                mod.verify("state of the module")
-                return mod.emit_object(tm)
+        with (
+            ContextRef.create() as ctx,
+            ctx.parse_bitcode(bitcode, "state") as mod,
+            transforms.state_module(mod, names) as state,
+        ):
+            state.prepare(nat.triple, tm)
+            state.verify("state of the module")
+            return state.emit_object(tm)
 
 
 def optimise_source(mod: ModuleRef, name: str) -> None:
@@ -221,3 +248,112 @@ def optimise_source(mod: ModuleRef, name: str) -> None:
             mod.run_passes("default<O2>", tm, loop_transforms=False)
         if reports:
             raise CompileError(f"optimising source {name!r} failed", "\n".join(r.message for r in reports))
+
+
+#: What runs around Enzyme's own pass, as the clang plugin's pipeline has it: after the
+#: pre-AD optimisation, always-inline functions are inlined and memory is promoted to
+#: registers (``sroa``, ``gvn``); after the pass, the same clean-up and dead loops go.
+SOURCE_PRE_PASS = "always-inline,function(sroa,gvn)"
+#: The optimisation of C/C++ source before Enzyme's pass, without unrolling or
+#: vectorisation (as FACTS.md measured: O2 before the pass turns more branches into
+#: selects of pointers, which this Enzyme reports as mixed activity).
+SOURCE_OPTIMISE = "default<O1>"
+#: The fallback when Enzyme fails on code optimised with :data:`SOURCE_OPTIMISE`.
+SOURCE_OPTIMISE_LIGHT = "function(sroa,early-cse,instcombine)"
+SOURCE_POST_PASS = "function(sroa,gvn,loop(loop-deletion))"
+
+
+def refuse_source_interface(mod: ModuleRef, name: str, why: str) -> None:
+    """:class:`UnsupportedError` naming the source-level constructs ``mod`` uses, for a
+    process where Enzyme's own pass cannot run (``why``)."""
+    calls, regs = transforms.interface_uses(mod)
+    used = ", ".join(sorted(set(calls) | set(regs))) or "Enzyme's source-level interface"
+    raise UnsupportedError(
+        f"module {name!r} uses Enzyme's source-level interface ({used}), which only "
+        f"Enzyme's own pass implements, and it cannot run here: {why}. Use an Enzyme build "
+        "that exports AddEnzymePass, or differentiate through the Python API "
+        "(enzyme_py.autodiff(mode, module.function(name), ...), enzyme_py.with_derivative, "
+        "enzyme_py.inactive)"
+    )
+
+
+def source_pass(bitcode: bytes, name: str, *, optimise: bool) -> bytes:
+    """Enzyme's own pass over a module that uses its source-level interface (see
+    :func:`_source_pass`).  When Enzyme reports an error for code optimised with
+    :data:`SOURCE_OPTIMISE`, the pass runs once more on the code optimised only with
+    :data:`SOURCE_OPTIMISE_LIGHT` (close to what the clang plugin sees at ``-O0``:
+    optimisation can change the code into forms this Enzyme cannot differentiate); if
+    that fails too, the first error is raised."""
+    try:
+        return _source_pass(bitcode, name, pre=SOURCE_OPTIMISE if optimise else None)
+    except EnzymeError as first:
+        if not optimise:
+            raise
+        try:
+            return _source_pass(bitcode, name, pre=SOURCE_OPTIMISE_LIGHT)
+        except EnzymeError:
+            raise first from None
+
+
+def _source_pass(bitcode: bytes, name: str, *, pre: str | None) -> bytes:
+    """Enzyme's own pass over a module that uses its source-level interface: every
+    ``__enzyme_autodiff``/``__enzyme_fwddiff``/... call becomes a call of the derivative
+    Enzyme generates, registered rules and inactive functions take effect.  Returns the
+    module's bitcode afterwards (no ``__enzyme_*`` call is left).
+
+    Pipeline (under the LLVM lock, in a fresh context): Enzyme's ``PreserveNVVM`` (reads
+    the registrations before anything can inline the functions they name) ->
+    the pipeline ``pre`` without unrolling or vectorisation (for code from C source;
+    IR given by the user is differentiated as it is) -> :data:`SOURCE_PRE_PASS`
+    -> Enzyme's pass and ``PreserveNVVM``'s end, through the setjmp trampoline ->
+    :data:`SOURCE_POST_PASS` -> verifier.  Enzyme's errors raise the matching
+    :class:`~enzyme_py.errors.EnzymeError`; malformed registrations, which would abort
+    the process inside the pass, raise :class:`UnsupportedError` before it runs.
+    """
+    why = native_enzyme.source_pass_missing()
+    nat = native()
+    with LOCK:
+        tm = host_target_machine()
+        ctx = ContextRef.create()
+        try:
+            with collecting() as reports:
+                mod = ctx.parse_bitcode(bitcode, name)
+                try:
+                    if why is not None:
+                        refuse_source_interface(mod, name, why)
+                    transforms.check_registrations(mod, name)
+                    mod.prepare(nat.triple, tm)
+                    native_enzyme.preserve_rules(mod)
+                    if pre:
+                        mod.run_passes(pre, tm, loop_transforms=False)
+                    mod.run_passes(SOURCE_PRE_PASS, tm, loop_transforms=False)
+                    if reports:
+                        raise CompileError(
+                            f"optimising source {name!r} failed", "\n".join(r.message for r in reports)
+                        )
+                    warned: list[str] = []
+                    completed = native_enzyme.run_source_pass(mod, warned)
+                    if not completed:
+                        # Abandoned mid-way: what Enzyme built may point into this module
+                        # and context, so both are abandoned too.
+                        mod.detach()
+                        ctx.detach()
+                        if not reports:
+                            reports.append(Report(None, "Enzyme stopped", None))
+                    raise_for_reports(reports, name)
+                    left = transforms.interface_calls(mod)
+                    if left:
+                        raise CompileError(
+                            f"Enzyme's pass left calls of {', '.join(sorted(left))} in module "
+                            f"{name!r}; they have no definition to run"
+                        )
+                    mod.run_passes(SOURCE_POST_PASS, tm, loop_transforms=False)
+                    mod.verify(f"module {name!r} after Enzyme's pass")
+                    raise_for_reports(reports, name)
+                    for text in dict.fromkeys(warned):
+                        warnings.warn(f"Enzyme's pass over module {name!r}: {text}", EnzymeWarning, stacklevel=4)
+                    return mod.bitcode()
+                finally:
+                    mod.close()
+        finally:
+            ctx.close()

@@ -94,7 +94,7 @@ class CompiledCode:
     (``result`` first, then the out fields): ``primal``, ``dret`` (tangent of the
     return), ``d<i>`` (derivative of entry parameter ``i``) or ``tape``; in vector mode a
     derivative's lanes are ``name@k``.  Split mode's reverse entry is
-    ``<symbol>_reverse``.
+    ``<symbol>_reverse``.  ``traps``: see the field.
     """
 
     object_code: bytes
@@ -104,6 +104,13 @@ class CompiledCode:
     out_fields: tuple[str, ...]
     outputs: tuple[str, ...]
     plan: Plan
+    #: The entry's last parameter is a status block (``int64[6]``, see
+    #: :mod:`enzyme_py._native.traps`): the code's ``exit()``/``abort()``/failed
+    #: ``assert()`` return to Python through it.
+    traps: bool = False
+    #: The object defines ``<symbol>_init``, which runs the module's static constructors
+    #: (C++ globals); called once per module instance, when its first code loads.
+    init: bool = False
 
 
 def output_names(plan: Plan) -> tuple[str, ...]:

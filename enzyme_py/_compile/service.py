@@ -120,6 +120,7 @@ class Program:
         self._codes: dict[Plan, tuple[Any, LoadedCode]] = {}
         self._lock = threading.Lock()
         self._state: StateObject | None = None
+        self._constructed = False
         self.closed = False
         #: 1 until :meth:`close` (native entries of this program's code read it)
         self.alive = ctypes.c_int32(1)
@@ -152,6 +153,10 @@ class Program:
                 return load_code(self.bitcode, self.content_hash, plan, self.symbols, self.stateful, state)
 
             code = memcache.acquire(key, build)
+            if code.init_address and not self._constructed:
+                # static constructors run once per instance, from its first code object
+                self._constructed = True
+                code.run_constructors()
             old = self._codes.get(plan)
             self._codes[plan] = (opts, code)
             if old is not None and old[1] is not code:

@@ -9,6 +9,8 @@ or Enzyme print goes to stderr, which the parent keeps in a file)::
     worker -> {"ok": {"pid", "triple", "cpu", "features"}}
     parent -> {"op": "compile", "bitcode", "content_hash", "plan", "stateful", "options"}
     worker -> {"ok": CompiledCode, "rss": bytes} | {"error": {...}, "rss": bytes}
+    parent -> {"op": "source", "bitcode", "name", "optimise"}   (Enzyme's own pass)
+    worker -> {"ok": bitcode, "rss": bytes} | {"error": {...}, "rss": bytes}
     parent -> {"op": "crash", "how": "abort" | "exit" | "segv"}   (tests only)
     end of stdin -> the worker exits
 
@@ -33,7 +35,7 @@ from typing import Any, BinaryIO
 from .. import config
 from .._native.library import Pinned, pin
 from ..errors import CompileError
-from .pipeline import compile_plan
+from .pipeline import compile_plan, source_pass
 
 __all__ = [
     "HEADER",
@@ -211,6 +213,8 @@ def main() -> int:
                 result: Any = _load(req)
             elif op == "compile":
                 result = _compile(req)
+            elif op == "source":
+                result = source_pass(bytes(req["bitcode"]), str(req["name"]), optimise=bool(req["optimise"]))
             elif op == "crash":
                 _crash(str(req.get("how")))
                 result = None

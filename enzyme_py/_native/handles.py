@@ -39,6 +39,7 @@ __all__ = [
     "ModuleRef",
     "ObjectRef",
     "PassBuilderOptionsRef",
+    "PassManagerRef",
     "ResourceTrackerRef",
     "TargetDataRef",
     "TargetMachineRef",
@@ -247,7 +248,7 @@ class ModuleRef(ObjectRef):
     def context(self) -> ContextRef:
         ctx = self._keep
         if not isinstance(ctx, ContextRef):
-            raise ValueError("this module has no context wrapper")
+            raise ValueError("this module has no context wrapper")  # noqa: TRY004 - a state, not a type
         return ctx
 
     def verify(self, what: str) -> None:
@@ -398,6 +399,21 @@ class PassBuilderOptionsRef(ObjectRef):
 
     def _dispose(self, handle: int) -> None:
         native().llvm.LLVMDisposePassBuilderOptions(handle)
+
+
+class PassManagerRef(ObjectRef):
+    """A legacy ``LLVMPassManagerRef`` (``LLVMCreatePassManager`` /
+    ``LLVMDisposePassManager``): what Enzyme's own pass (``AddEnzymePass``) is added to."""
+
+    _kind = "LLVM legacy pass manager"
+    __slots__ = ()
+
+    @classmethod
+    def create(cls) -> PassManagerRef:
+        return cls(native().llvm.LLVMCreatePassManager())
+
+    def _dispose(self, handle: int) -> None:
+        native().llvm.LLVMDisposePassManager(handle)
 
 
 class EnzymeLogicRef(ObjectRef):

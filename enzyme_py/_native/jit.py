@@ -1,6 +1,9 @@
 """The one ORC LLJIT of the process: object code in, symbol addresses out.
 
-Created on first use, with a generator that resolves symbols from the process (libm,
+Created on first use, with two definition generators: first :func:`_generate`, which
+resolves the names of the libraries enzyme_py provides itself (BLAS names to the loaded
+BLAS, :mod:`.blas`; vector math names to glibc's libmvec, :mod:`.vecmath`), loading them on
+the first lookup of such a name; then one that resolves symbols from the process (libm,
 libc, ...).  :func:`define_symbols` adds absolute addresses for names the process does not
 export (runtime functions of a library loaded ``RTLD_LOCAL``); :func:`load_object` adds one
 object file under its own resource tracker (closing the :class:`JITObject` removes that
@@ -16,7 +19,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import CompileError
-from .ffi.llvm import ORC_ERROR_REPORTER, CSymbolMapPair, JITEvaluatedSymbol, JITSymbolFlags
+from . import blas, vecmath
+from .ffi.llvm import (
+    ORC_DEFINITION_GENERATOR,
+    ORC_ERROR_REPORTER,
+    CLookupSetElement,
+    CSymbolMapPair,
+    JITEvaluatedSymbol,
+    JITSymbolFlags,
+)
 from .handles import Closing, LLJITRef, MemoryBufferRef, ResourceTrackerRef
 from .library import error_message, native
 
@@ -25,6 +36,9 @@ __all__ = ["JITObject", "define_symbols", "load_object", "lookup"]
 _jit: LLJITRef | None = None
 _main_dylib: int | None = None
 _reporter: Any = None
+_generator_callback: Any = None
+#: name -> address (or None) of the libraries enzyme_py provides, in lookup order
+_RESOLVERS = (blas.resolve, vecmath.resolve)
 _session_errors = threading.local()
 _jit_lock = threading.Lock()
 _defined: dict[str, int] = {}
@@ -49,8 +63,43 @@ def _take_session_errors() -> list[str]:
     return msgs
 
 
+def _provided(name: str) -> int | None:
+    """The address of ``name`` in a library enzyme_py provides (BLAS, libmvec), or None."""
+    for resolve in _RESOLVERS:
+        addr = resolve(name)
+        if addr:
+            return addr
+    return None
+
+
+def _generate(
+    _gen: object, _ctx: object, _state: object, _kind: int, dylib: int | None, _flags: int,
+    lookup_set: int | None, count: int,
+) -> int | None:
+    """ORC's callback for names no definition matches: define those :func:`_provided`
+    knows as absolute symbols in ``dylib``; the rest is left to the next generator."""
+    try:
+        lib = native().llvm
+        elems = ctypes.cast(lookup_set, ctypes.POINTER(CLookupSetElement))
+        found: dict[str, int] = {}
+        for i in range(count):
+            raw = lib.LLVMOrcSymbolStringPoolEntryStr(elems[i].Name)
+            name = ctypes.string_at(raw).decode() if raw else ""
+            addr = _provided(name)
+            if addr:
+                found[name] = addr
+        if found:
+            define_symbols(found)
+        return None
+    except BaseException as e:  # noqa: BLE001 - never unwind through C frames
+        try:
+            return int(native().llvm.LLVMCreateStringError(str(e).encode()))
+        except BaseException:  # noqa: BLE001
+            return None
+
+
 def _get() -> tuple[LLJITRef, int]:
-    global _jit, _main_dylib, _reporter
+    global _jit, _main_dylib, _reporter, _generator_callback
     if _jit is not None and _main_dylib is not None:
         return _jit, _main_dylib
     with _jit_lock:
@@ -63,6 +112,10 @@ def _get() -> tuple[LLJITRef, int]:
             raise CompileError(f"could not create the ORC JIT: {msg}")
         jit = LLJITRef(handle.value)
         dylib = lib.LLVMOrcLLJITGetMainJITDylib(jit.handle)
+        _generator_callback = ORC_DEFINITION_GENERATOR(_generate)  # kept alive: C holds it
+        lib.LLVMOrcJITDylibAddGenerator(
+            dylib, lib.LLVMOrcCreateCustomCAPIDefinitionGenerator(_generator_callback, None, None)
+        )
         gen = ctypes.c_void_p()
         prefix = lib.LLVMOrcLLJITGetGlobalPrefix(jit.handle)
         msg = error_message(

@@ -185,6 +185,14 @@ def _value_text(val: int | None, limit: int = 4000) -> str | None:
     return text
 
 
+#: Enzyme error types treated as warnings right now (set by Enzyme's own pass for its
+#: duration, under the LLVM lock), and the trampolines' flag that says so.
+warnings_only: frozenset[int] = frozenset()
+warning_flag = 0
+#: The warnings given meanwhile (the pass turns them into Python warnings).
+warned: list[str] = []
+
+
 def _on_enzyme_error(
     msg: bytes | None, val: int | None, etype: int, data: Any, val2: int | None, builder: Any
 ) -> int | None:
@@ -198,6 +206,14 @@ def _on_enzyme_error(
     """
     try:
         text = msg.decode("utf-8", errors="replace") if msg else ""
+        if int(etype) in warnings_only:
+            # a warning where Enzyme's own pass runs, as the clang plugin has it (it
+            # passes no handler): Enzyme takes its default path (NULL) and goes on;
+            # the warning is kept, nothing jumps
+            if warning_flag:
+                ctypes.c_int32.from_address(warning_flag).value = 1
+            warned.append(f"{text} ({_value_text(val) or 'no instruction'})".strip())
+            return None
         reports.record(reports.Report(int(etype), text, _value_text(val)))
         if _native is None:
             return None
@@ -248,7 +264,7 @@ def _choose(major: int | None) -> Pinned:
         resolved = enzyme_artifacts.resolve(major)
     except LibraryError:
         raise
-    except Exception as e:  # enzyme_artifacts' errors, OSError, ...
+    except Exception as e:  # noqa: BLE001 - enzyme_artifacts' errors, OSError, ...
         # The message of enzyme_artifacts says everything (what was tried, what to do);
         # it is not repeated as the cause.
         raise LibraryError(f"could not locate the Enzyme plugin: {e}") from None

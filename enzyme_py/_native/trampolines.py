@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import CompileError, IRParseError, LibraryError
 from .ffi import LOCK
 from .ffi.llvm import DIAGNOSTIC_HANDLER
+from .ffi.llvm import FUNCTIONS as LLVM_FUNCTIONS
 from .handles import ContextRef
 from .jit import load_object, lookup
 from .library import native
@@ -112,6 +113,7 @@ _PRELUDE = """
 @enzpy_jmpbuf = global [64 x i64] zeroinitializer, align 16
 @enzpy_armed = global i32 0
 @enzpy_py_error = global ptr null
+@enzpy_warning = global i32 0
 @enzpy_py_diag = global ptr null
 
 declare i32 @_setjmp(ptr) #0
@@ -122,8 +124,12 @@ define ptr @enzpy_error_handler(ptr %msg, ptr %val, i32 %type, ptr %data, ptr %v
 entry:
   %cb = load ptr, ptr @enzpy_py_error
   %r = call ptr %cb(ptr %msg, ptr %val, i32 %type, ptr %data, ptr %val2, ptr %b)
+  %warn = load i32, ptr @enzpy_warning
+  store i32 0, ptr @enzpy_warning
   %armed = load i32, ptr @enzpy_armed
-  %jump = icmp ne i32 %armed, 0
+  %isarmed = icmp ne i32 %armed, 0
+  %iserror = icmp eq i32 %warn, 0
+  %jump = and i1 %isarmed, %iserror
   br i1 %jump, label %away, label %back
 away:
   store i32 0, ptr @enzpy_armed
@@ -165,6 +171,9 @@ class Guard:
         self._code = code  # LoadedCode-like owner of the JIT memory (kept alive)
         self.error_handler_address = 0
         self.diag_handler_address = 0
+        #: ``int32`` the Python error handler sets to 1 for a report that is only a
+        #: warning (the handler then lets Enzyme go on instead of jumping)
+        self.warning_flag_address = 0
         self._calls: dict[str, tuple[Any, type[ctypes.Structure], bool]] = {}
         self._functions = functions
 
@@ -196,6 +205,8 @@ def guard() -> Guard:
         if _guard is None:
             nat = native()
             guarded = {n: nat.profile.FUNCTIONS[n] for n in nat.profile.GUARDED}
+            # Enzyme's own pass runs inside the legacy pass manager: the same protection.
+            guarded["LLVMRunPassManager"] = LLVM_FUNCTIONS["LLVMRunPassManager"]
             g = _build(nat, guarded)
             nat.context_diagnostic_handler = DIAGNOSTIC_HANDLER(g.diag_handler_address)
             slot = nat.enzyme.global_address("CustomErrorHandler")
@@ -243,6 +254,7 @@ def _build(nat: Any, functions: dict[str, tuple[Any, tuple[Any, ...]]]) -> Guard
         nat.diagnostic_handler, ctypes.c_void_p
     ).value
     g.error_handler_address = find("enzpy_error_handler")
+    g.warning_flag_address = find("enzpy_warning")
     g.diag_handler_address = find("enzpy_diag_handler")
     for name, (restype, argtypes) in functions.items():
         fields = [(f"a{i}", t) for i, t in enumerate(argtypes)]

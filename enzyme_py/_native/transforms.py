@@ -4,6 +4,8 @@ besides parsing, Enzyme and the pass pipeline.
 * :func:`build_entry` — the C-ABI entry point around a (derivative) function;
 * :func:`finish` — internalise, clamp alignments, drop pre-AD loop metadata;
 * :func:`unbox_tape` — split mode's reverse pass taking Enzyme's boxed tape;
+* :func:`typed_memsets` — zeroing ``llvm.memset`` calls of float buffers become typed
+  zeroing loops Enzyme can type;
 * :func:`rename`, :func:`make_external`, :func:`add_function_attribute`,
   :func:`set_rule_metadata` — small edits;
 * :func:`inspect` — what a function reaches before Enzyme sees it (inline assembly,
@@ -23,10 +25,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CompileError
+from ..errors import CompileError, UnsupportedError
 from .ffi.llvm import Linkage, Opcode, TypeKind
 from .handles import BuilderRef, ContextRef, ModuleRef, value_name
 from .library import native
+from .traps import FRAME_BYTES, TRAPPED
 from .types import read_type
 
 __all__ = [
@@ -34,17 +37,26 @@ __all__ = [
     "ModuleFacts",
     "add_function_attribute",
     "build_entry",
+    "check_registrations",
+    "collect_constructors",
+    "enzyme_annotations",
     "finish",
     "infer_pointees",
     "inspect",
+    "interface_calls",
     "interface_uses",
     "isolate_state",
     "make_external",
+    "redirect_exits",
     "rename",
     "scan_globals",
     "set_rule_metadata",
     "state_module",
+    "typed_memsets",
     "unbox_tape",
+    "uses_cxx_runtime",
+    "uses_openmp",
+    "uses_source_interface",
 ]
 
 _FUNCTION_INDEX = 0xFFFFFFFF  # LLVMAttributeFunctionIndex
@@ -133,7 +145,8 @@ def _extract(b: int, value: int, path: tuple[int, ...]) -> int:
     return value
 
 
-def _param_types(fn: int) -> tuple[int, int, ctypes.Array[ctypes.c_void_p]]:
+def _param_types(fn: int) -> tuple[int, int, Any]:
+    """``(function type, parameter count, a ctypes array of the parameter types)``."""
     lib = _lib()
     fty = lib.LLVMGlobalGetValueType(fn)
     n = lib.LLVMCountParamTypes(fty)
@@ -149,6 +162,7 @@ def build_entry(
     *,
     seeded: bool = False,
     zero_first: Sequence[int] = (),
+    trap: bool = False,
 ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
     """Build ``symbol``, a C-ABI function calling ``target``: ``(params, result, out_fields)``.
 
@@ -157,7 +171,9 @@ def build_entry(
     its scalar leaves and written through a trailing out-pointer (``out_fields``).
     ``seeded``: ``target``'s last parameter is the seed of an Active return; the entry does
     not take it and passes 1.0 (in every lane in vector mode).  ``zero_first``: globals
-    (shadow globals) stored zero before the call.
+    (shadow globals) stored zero before the call.  ``trap``: the entry takes a last
+    parameter, the status block of :mod:`enzyme_py._native.traps`, and sets up the frame
+    an ``exit()``/``abort()`` of the code jumps back to (it then returns zero).
     """
     lib = _lib()
     ctx = module.context
@@ -185,13 +201,14 @@ def build_entry(
     else:
         out_kinds = tuple(_kind_of(t) for _, t in leaves)
         result, wrapper_ret = "void", lib.LLVMVoidTypeInContext(ctx.handle)
-        ptys[n] = lib.LLVMPointerType(i8, 0)
-    nparams = n + (1 if out_kinds else 0)
-    wty = lib.LLVMFunctionType(wrapper_ret, ptys, nparams, 0)
+    ptr = lib.LLVMPointerType(i8, 0)
+    wparams = [ptys[i] for i in range(n)] + ([ptr] if out_kinds else []) + ([ptr] if trap else [])
+    wty = lib.LLVMFunctionType(wrapper_ret, (ctypes.c_void_p * max(len(wparams), 1))(*wparams), len(wparams), 0)
     wrapper = lib.LLVMAddFunction(module.handle, symbol.encode(), wty)
     with BuilderRef.create(ctx) as b:
         block = lib.LLVMAppendBasicBlockInContext(ctx.handle, wrapper, b"entry")
         lib.LLVMPositionBuilderAtEnd(b.handle, block)
+        frame = _trap_frame(module, b.handle, wrapper, wrapper_ret, len(wparams) - 1) if trap else None
         for g in zero_first:
             lib.LLVMBuildStore(b.handle, lib.LLVMConstNull(lib.LLVMGlobalGetValueType(g)), g)
         values = []
@@ -210,6 +227,8 @@ def build_entry(
                 values.append(lib.LLVMConstReal(seed_type, 1.0))
         argv = (ctypes.c_void_p * max(n_target, 1))(*values)
         call = lib.LLVMBuildCall2(b.handle, fty, target, argv, n_target, b"")
+        if frame is not None:
+            _trap_leave(module, b.handle, frame)
         if result == "void" and not out_kinds:
             lib.LLVMBuildRetVoid(b.handle)
         elif not out_kinds:
@@ -224,7 +243,135 @@ def build_entry(
                 slot = lib.LLVMBuildBitCast(b.handle, slot, lib.LLVMPointerType(leaf_ty, 0), b"")
                 lib.LLVMBuildStore(b.handle, value, slot)
             lib.LLVMBuildRetVoid(b.handle)
-    return tuple(params) + (("ptr",) if out_kinds else ()), result, out_kinds
+    return tuple(params) + (("ptr",) if out_kinds else ()) + (("ptr",) if trap else ()), result, out_kinds
+
+
+def _declare(module: ModuleRef, name: str, ret: int, params: Sequence[int]) -> tuple[int, int]:
+    """``(function, its type)``: the declaration of ``name`` (added when missing)."""
+    lib = _lib()
+    fty = lib.LLVMFunctionType(ret, (ctypes.c_void_p * max(len(params), 1))(*params), len(params), 0)
+    fn = lib.LLVMGetNamedFunction(module.handle, name.encode())
+    if not fn:
+        fn = lib.LLVMAddFunction(module.handle, name.encode(), fty)
+    return int(fn), int(fty)
+
+
+def _trap_frame(module: ModuleRef, b: int, wrapper: int, ret: int, status_index: int) -> int:
+    """At the start of an entry: the frame an ``exit()``/``abort()`` jumps back to (see
+    :mod:`enzyme_py._native.traps`); the builder is left in the block that runs the
+    function; the jump lands in a block that returns zero."""
+    lib = _lib()
+    ctx = module.context.handle
+    i8 = lib.LLVMInt8TypeInContext(ctx)
+    i32 = lib.LLVMInt32TypeInContext(ctx)
+    i64 = lib.LLVMInt64TypeInContext(ctx)
+    ptr = lib.LLVMPointerType(i8, 0)
+    frame = lib.LLVMBuildAlloca(b, lib.LLVMArrayType(i64, FRAME_BYTES // 8), b"enzpy.frame")
+    lib.LLVMSetAlignment(frame, 16)
+    slot = lib.LLVMBuildGEP2(b, i8, frame, (ctypes.c_void_p * 1)(lib.LLVMConstInt(i64, 512, 0)), 1, b"")
+    lib.LLVMBuildStore(b, lib.LLVMGetParam(wrapper, status_index), slot)
+    enter, enter_ty = _declare(module, "enzpy_trap_enter", ptr, [ptr])
+    lib.LLVMBuildCall2(b, enter_ty, enter, (ctypes.c_void_p * 1)(frame), 1, b"")
+    setjmp, setjmp_ty = _declare(module, "_setjmp", i32, [ptr])
+    twice = lib.LLVMGetEnumAttributeKindForName(b"returns_twice", 13)
+    attr = lib.LLVMCreateEnumAttribute(ctx, twice, 0)
+    lib.LLVMAddAttributeAtIndex(setjmp, _FUNCTION_INDEX, attr)
+    jumped = lib.LLVMBuildCall2(b, setjmp_ty, setjmp, (ctypes.c_void_p * 1)(frame), 1, b"enzpy.jumped")
+    lib.LLVMAddCallSiteAttribute(jumped, _FUNCTION_INDEX, attr)
+    run = lib.LLVMAppendBasicBlockInContext(ctx, wrapper, b"run")
+    back = lib.LLVMAppendBasicBlockInContext(ctx, wrapper, b"trapped")
+    zero = lib.LLVMBuildICmp(b, 32, jumped, lib.LLVMConstInt(i32, 0, 0), b"")  # LLVMIntEQ
+    lib.LLVMBuildCondBr(b, zero, run, back)
+    lib.LLVMPositionBuilderAtEnd(b, back)
+    _trap_leave(module, b, frame)
+    if lib.LLVMGetTypeKind(ret) == TypeKind.VOID:
+        lib.LLVMBuildRetVoid(b)
+    else:
+        lib.LLVMBuildRet(b, lib.LLVMConstNull(ret))
+    lib.LLVMPositionBuilderAtEnd(b, run)
+    return int(frame)
+
+
+def _trap_leave(module: ModuleRef, b: int, frame: int) -> None:
+    lib = _lib()
+    ctx = module.context.handle
+    ptr = lib.LLVMPointerType(lib.LLVMInt8TypeInContext(ctx), 0)
+    leave, leave_ty = _declare(module, "enzpy_trap_leave", lib.LLVMVoidTypeInContext(ctx), [ptr])
+    lib.LLVMBuildCall2(b, leave_ty, leave, (ctypes.c_void_p * 1)(frame), 1, b"")
+
+
+def collect_constructors(module: ModuleRef, name: str) -> bool:
+    """Turn the module's static constructors (``llvm.global_ctors``, what C++ globals
+    with constructors need) into one external function ``name`` that calls them in
+    priority order, to be called once when the code loads; whether there were any.
+
+    Registrations of destructors (``__cxa_atexit``, ``atexit``) become no-ops: they would
+    call into JIT memory at process exit, after the code may have been unloaded, so
+    destructors of static objects do not run; ``__dso_handle`` gets a local definition.
+    """
+    lib = _lib()
+    g = lib.LLVMGetNamedGlobal(module.handle, b"llvm.global_ctors")
+    init = lib.LLVMGetInitializer(g) if g else None
+    ctors: list[tuple[int, int, int]] = []
+    if init and lib.LLVMIsAConstantArray(init):
+        for i in range(lib.LLVMGetNumOperands(init)):
+            entry = lib.LLVMGetOperand(init, i)
+            if not lib.LLVMIsAConstantStruct(entry) or lib.LLVMGetNumOperands(entry) < 2:
+                continue
+            prio = int(lib.LLVMConstIntGetSExtValue(lib.LLVMGetOperand(entry, 0)))
+            fn = _strip(lib.LLVMGetOperand(entry, 1), aggregates=False)
+            if lib.LLVMIsAFunction(fn):
+                ctors.append((prio, i, fn))
+    if g:
+        lib.LLVMDeleteGlobal(g)
+    if not ctors:
+        return False
+    ctx = module.context.handle
+    void = lib.LLVMVoidTypeInContext(ctx)
+    for stub, ret in (("__cxa_atexit", "i32"), ("atexit", "i32")):
+        fn = lib.LLVMGetNamedFunction(module.handle, stub.encode())
+        if fn and lib.LLVMIsDeclaration(fn):
+            rty = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(fn))
+            with BuilderRef.create(module.context) as b:
+                lib.LLVMPositionBuilderAtEnd(b.handle, lib.LLVMAppendBasicBlockInContext(ctx, fn, b"entry"))
+                if lib.LLVMGetTypeKind(rty) == TypeKind.VOID:
+                    lib.LLVMBuildRetVoid(b.handle)
+                else:
+                    lib.LLVMBuildRet(b.handle, lib.LLVMConstNull(rty))
+            lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
+    dso = lib.LLVMGetNamedGlobal(module.handle, b"__dso_handle")
+    if dso and lib.LLVMIsDeclaration(dso):
+        lib.LLVMSetInitializer(dso, lib.LLVMConstNull(lib.LLVMGlobalGetValueType(dso)))
+        lib.LLVMSetLinkage(dso, Linkage.INTERNAL)
+    fty = lib.LLVMFunctionType(void, None, 0, 0)
+    runner = lib.LLVMAddFunction(module.handle, name.encode(), fty)
+    with BuilderRef.create(module.context) as b:
+        lib.LLVMPositionBuilderAtEnd(b.handle, lib.LLVMAppendBasicBlockInContext(ctx, runner, b"entry"))
+        for _prio, _i, fn in sorted(ctors):
+            cty = lib.LLVMGlobalGetValueType(fn)
+            lib.LLVMBuildCall2(b.handle, cty, fn, None, 0, b"")
+        lib.LLVMBuildRetVoid(b.handle)
+    return True
+
+
+def redirect_exits(module: ModuleRef) -> bool:
+    """Rename the declarations of the process-ending functions the code calls
+    (:data:`enzyme_py._native.traps.TRAPPED`) to the trap helpers; whether any was (the
+    entry point must then be built with ``trap=True``)."""
+    lib = _lib()
+    found = False
+    for name, helper in TRAPPED.items():
+        fn = lib.LLVMGetNamedFunction(module.handle, name.encode())
+        if not fn or not lib.LLVMIsDeclaration(fn) or not lib.LLVMGetFirstUse(fn):
+            continue
+        found = True
+        existing = lib.LLVMGetNamedFunction(module.handle, helper.encode())
+        if existing:
+            lib.LLVMReplaceAllUsesWith(fn, existing)
+            lib.LLVMDeleteFunction(fn)
+        else:
+            rename(fn, helper)
+    return found
 
 
 # --------------------------------------------------------------------------- finishing
@@ -374,6 +521,13 @@ def unbox_tape(module: ModuleRef, grad: int, tape_type: int, name: str) -> int:
 
 #: Calls that mean "Enzyme's source-level interface" (handled by Enzyme's own pass).
 SOURCE_INTERFACE_PREFIXES = ("__enzyme_",)
+
+
+def is_interface_name(name: str) -> bool:
+    """Whether ``name`` is one of Enzyme's source-level entry points (``__enzyme_autodiff``
+    and its kin; C++ templates of them are mangled, so the key is contained, as Enzyme's
+    pass matches it)."""
+    return any(p in name for p in SOURCE_INTERFACE_PREFIXES)
 #: Globals that register custom rules in C source.
 REGISTRATION_PREFIXES = (
     "__enzyme_register_gradient",
@@ -383,6 +537,9 @@ REGISTRATION_PREFIXES = (
     "__enzyme_inactive_global",
     "__enzyme_function_like",
     "__enzyme_allocation_like",
+    "__enzyme_nofree",
+    "__enzyme_sparse_accumulate",
+    "__enzyme_shouldrecompute",
 )
 #: OpenMP's runtime entry that forks a parallel region.
 OPENMP_FORK = ("__kmpc_fork_call", "__kmpc_fork_teams", "__kmpc_fork_call_if")
@@ -399,6 +556,8 @@ class GlobalUse:
     has_pointers: bool = False
     value_type: int = 0
     text_type: str = ""
+    #: its initial value holds the address of a function or another global
+    refers: bool = False
 
 
 @dataclass
@@ -481,6 +640,11 @@ def scan_globals(module: ModuleRef) -> dict[str, GlobalUse]:
             use.written = _is_written(g)
             use.has_pointers = _type_has_pointers(vt)
             use.text_type = read_type(vt).text
+            init = lib.LLVMGetInitializer(g)
+            if init and use.has_pointers:
+                refs: set[int] = set()
+                _operands_globals(init, set(), refs, lib)
+                use.refers = bool(refs) or bool(lib.LLVMIsAGlobalVariable(init) or lib.LLVMIsAFunction(init))
         out[name] = use
     return out
 
@@ -493,10 +657,218 @@ def interface_uses(module: ModuleRef) -> tuple[list[str], list[str]]:
     calls = [
         value_name(fn)
         for fn in _functions(module)
-        if lib.LLVMIsDeclaration(fn) and value_name(fn).startswith(SOURCE_INTERFACE_PREFIXES)
+        if lib.LLVMIsDeclaration(fn) and is_interface_name(value_name(fn))
     ]
-    regs = [value_name(g) for g in _globals(module) if value_name(g).startswith(REGISTRATION_PREFIXES)]
+    regs = [
+        name
+        for name in map(value_name, _globals(module))
+        if any(key in name for key in REGISTRATION_PREFIXES)  # mangled in C++: contained
+    ]
     return calls, regs
+
+
+def enzyme_annotations(module: ModuleRef) -> list[str]:
+    """The ``enzyme_*`` annotations in ``llvm.global.annotations`` (what
+    ``__attribute__((annotate("enzyme_inactive")))`` and enzyme_py's rewriting of
+    Enzyme's clang attributes leave), which Enzyme's pass reads."""
+    lib = _lib()
+    g = lib.LLVMGetNamedGlobal(module.handle, b"llvm.global.annotations")
+    init = lib.LLVMGetInitializer(g) if g else None
+    if not init or not lib.LLVMIsAConstantArray(init):
+        return []
+    out = []
+    for i in range(lib.LLVMGetNumOperands(init)):
+        entry = lib.LLVMGetOperand(init, i)
+        if not lib.LLVMIsAConstantStruct(entry) or lib.LLVMGetNumOperands(entry) < 2:
+            continue
+        text = _c_string(lib.LLVMGetOperand(entry, 1))
+        if text and text.startswith("enzyme_"):
+            out.append(text)
+    return out
+
+
+def uses_source_interface(module: ModuleRef) -> bool:
+    """Whether Enzyme's own pass has work in ``module``: ``__enzyme_*`` calls,
+    registration globals or ``enzyme_*`` annotations."""
+    regs = interface_uses(module)[1]
+    return bool(interface_calls(module) or regs or enzyme_annotations(module))
+
+
+def uses_openmp(module: ModuleRef) -> bool:
+    """Whether the module calls OpenMP's runtime (``__kmpc_*``, ``omp_*``)."""
+    lib = _lib()
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            name = value_name(fn)
+            if name.startswith(("__kmpc_", "omp_")):
+                return True
+    return False
+
+
+def uses_cxx_runtime(module: ModuleRef) -> bool:
+    """Whether the module declares functions of a C++ runtime (mangled names, the
+    exception and allocation ABI), which the JIT resolves from libstdc++."""
+    lib = _lib()
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            name = value_name(fn)
+            if name.startswith(("_Z", "__cxa_", "__gxx_personality")):
+                return True
+    return False
+
+
+def interface_calls(module: ModuleRef) -> list[str]:
+    """The ``__enzyme_*`` functions the module declares and still uses (after Enzyme's
+    own pass, none of those it implements is left)."""
+    lib = _lib()
+    return [
+        value_name(fn)
+        for fn in _functions(module)
+        if lib.LLVMIsDeclaration(fn)
+        and lib.LLVMGetFirstUse(fn)
+        and is_interface_name(value_name(fn))
+    ]
+
+
+#: Registration globals (matched as Enzyme matches them: the name *contains* the key) and
+#: how many leading functions each must hold.
+_RULE_REGISTRATIONS = (
+    ("__enzyme_register_gradient", 3),
+    ("__enzyme_register_derivative", 2),
+    ("__enzyme_register_splitderivative", 3),
+)
+_ONE_FUNCTION = ("__enzyme_inactivefn", "__enzyme_nofree", "__enzyme_sparse_accumulate")
+
+
+def _strip(value: int, *, aggregates: bool) -> int:
+    """``value`` without constant expressions (casts, GEPs) and, with ``aggregates``,
+    without the aggregates around its first element, as Enzyme's pass reads it."""
+    lib = _lib()
+    for _ in range(64):
+        if lib.LLVMIsAConstantExpr(value) or aggregates and _aggregate(value):
+            value = lib.LLVMGetOperand(value, 0)
+        else:
+            break
+    return int(value)
+
+
+def _aggregate(value: int) -> bool:
+    lib = _lib()
+    return bool(lib.LLVMIsAConstantStruct(value) or lib.LLVMIsAConstantArray(value) or lib.LLVMIsAConstantVector(value))
+
+
+def _c_string(value: int) -> str | None:
+    """The text of a constant global holding a C string, else None."""
+    lib = _lib()
+    value = _strip(value, aggregates=False)
+    if not lib.LLVMIsAGlobalVariable(value) or not lib.LLVMIsGlobalConstant(value):
+        return None
+    init = lib.LLVMGetInitializer(value)
+    if not init or not lib.LLVMIsAConstantDataArray(init) or not lib.LLVMIsConstantString(init):
+        return None
+    size = ctypes.c_size_t()
+    raw = ctypes.string_at(lib.LLVMGetAsString(init, ctypes.byref(size)), size.value)
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _check_forward_rule(primal: int, rule: int, refuse: Any) -> None:
+    """A forward rule of a function returning a value returns ``{primal, tangent}``
+    (Enzyme extracts the tangent as element 1 and asserts on anything else)."""
+    lib = _lib()
+    pret = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(primal))
+    rret = lib.LLVMGetReturnType(lib.LLVMGlobalGetValueType(rule))
+    if lib.LLVMGetTypeKind(pret) == TypeKind.VOID:
+        return
+    ok = lib.LLVMGetTypeKind(rret) in (TypeKind.STRUCT, TypeKind.ARRAY) and (
+        lib.LLVMCountStructElementTypes(rret) == 2
+        if lib.LLVMGetTypeKind(rret) == TypeKind.STRUCT
+        else lib.LLVMGetArrayLength(rret) == 2
+    )
+    if not ok:
+        refuse(
+            f"names the forward rule {value_name(rule)!r}, which returns "
+            f"{read_type(rret).text}; a rule for a function returning {read_type(pret).text} "
+            "returns a struct {primal, tangent} (two values)"
+        )
+
+
+def check_registrations(module: ModuleRef, name: str) -> None:
+    """Refuse registration globals Enzyme's pass would stop the process on (it checks
+    them with ``llvm_unreachable``) or silently ignore, with :class:`UnsupportedError`
+    naming the global and what it must hold."""
+    lib = _lib()
+    for g in _globals(module):
+        gname = value_name(g)
+        if "__enzyme_" not in gname:
+            continue
+        init = lib.LLVMGetInitializer(g)
+        opaque = bool(lib.LLVMPointerTypeIsOpaque(lib.LLVMTypeOf(g)))
+
+        def refuse(what: str, gname: str = gname) -> None:
+            raise UnsupportedError(
+                f"module {name!r}: the registration global {gname!r} {what}; Enzyme's pass "
+                "would stop the process on it (or ignore it)"
+            )
+
+        for key, count in _RULE_REGISTRATIONS:
+            if key not in gname:
+                continue
+            if not init:
+                refuse(f"has no initialiser; it must hold {count} functions")
+            if not _aggregate(init):
+                refuse(f"must be an array or struct of {count} functions (it is empty or zero)")
+            n = lib.LLVMGetNumOperands(init)
+            if n < count:
+                refuse(f"holds {n} value(s); it must hold {count} functions")
+            for i in range(count):
+                if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, i), aggregates=True)):
+                    refuse(f"holds a value that is not a function at position {i}")
+            if key == "__enzyme_register_derivative":
+                _check_forward_rule(
+                    _strip(lib.LLVMGetOperand(init, 0), aggregates=True),
+                    _strip(lib.LLVMGetOperand(init, 1), aggregates=True),
+                    refuse,
+                )
+            for i in range(count, n):
+                extra = _c_string(_strip(lib.LLVMGetOperand(init, i), aggregates=True))
+                if extra is None or not extra.startswith("byref_") or not extra[6:].isdigit():
+                    refuse(f"holds an extra value at position {i}; only \"byref_<n>\" strings may follow")
+                if opaque and key == "__enzyme_register_gradient":
+                    refuse(
+                        f"asks for {extra!r}, which Enzyme cannot apply to opaque-pointer IR "
+                        "(clang 15's); pass that argument by value in the rules instead"
+                    )
+            break
+        else:
+            if not init:
+                continue  # Enzyme's pass skips declarations of these
+            if "__enzyme_inactive_global" in gname:
+                if not lib.LLVMIsAGlobalVariable(_strip(init, aggregates=True)):
+                    refuse("must hold the address of a global variable")
+            elif any(k in gname for k in _ONE_FUNCTION):
+                if not lib.LLVMIsAFunction(_strip(init, aggregates=True)):
+                    refuse("must hold a function")
+            elif "__enzyme_function_like" in gname:
+                if not _aggregate(init) or lib.LLVMGetNumOperands(init) < 2:
+                    refuse("must hold a function and the name of the function it behaves like")
+                if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, 0), aggregates=False)):
+                    refuse("must hold a function first")
+                if not _c_string(lib.LLVMGetOperand(init, 1)):
+                    refuse("must hold a non-empty function name (a string) second")
+            elif "__enzyme_allocation_like" in gname:
+                if not _aggregate(init) or lib.LLVMGetNumOperands(init) != 4:
+                    refuse("must hold 4 values: the allocator, the size argument's index, the "
+                           "deallocation index string and the deallocator")
+                ops = [lib.LLVMGetOperand(init, i) for i in range(4)]
+                if not lib.LLVMIsAFunction(_strip(ops[0], aggregates=False)):
+                    refuse("must hold the allocating function first")
+                idx = _strip(ops[1], aggregates=False)
+                if not (lib.LLVMIsAConstantPointerNull(idx) or lib.LLVMIsAConstantInt(idx)):
+                    refuse("must hold an integer index second")
+                if _c_string(ops[2]) is None:
+                    refuse("must hold the deallocation index as a string third")
+                if not lib.LLVMIsAFunction(_strip(ops[3], aggregates=False)):
+                    refuse("must hold the freeing function fourth")
 
 
 def infer_pointees(fn: int, depth: int = 0) -> tuple[str | None, ...]:
@@ -576,7 +948,7 @@ def inspect(module: ModuleRef, root: str) -> ModuleFacts:
         fname = value_name(fn)
         facts.reachable.add(fname)
         if lib.LLVMIsDeclaration(fn):
-            if fname.startswith(SOURCE_INTERFACE_PREFIXES):
+            if is_interface_name(fname):
                 facts.source_interface.append(("?", fname))
             continue
         refs: set[int] = set()
@@ -590,7 +962,7 @@ def inspect(module: ModuleRef, root: str) -> ModuleFacts:
                         facts.inline_asm.append(fname)
                 elif callee and lib.LLVMIsAFunction(callee):
                     cname = value_name(callee)
-                    if cname.startswith(SOURCE_INTERFACE_PREFIXES):
+                    if is_interface_name(cname):
                         facts.source_interface.append((fname, cname))
                     if cname in OPENMP_FORK and fname not in facts.openmp:
                         facts.openmp.append(fname)
@@ -644,18 +1016,22 @@ def isolate_state(
     return zeroed
 
 
-def state_module(module: ModuleRef, names: dict[str, str]) -> None:
-    """Turn ``module`` (a fresh parse of the module's bitcode) into its state object:
-    only the globals in ``names``, renamed to their state names, with their initial
-    values; :class:`CompileError` when an initial value refers to a function or another
-    global (such state cannot be separated from the code)."""
+def state_module(module: ModuleRef, names: dict[str, str]) -> ModuleRef:
+    """The state object of ``module`` (a fresh parse of the module's bitcode), as a new
+    module in its context: only the globals in ``names``, renamed to their state names,
+    with their initial values; :class:`CompileError` when an initial value refers to a
+    function or another global (such state cannot be separated from the code).  Nothing
+    is deleted from ``module`` (its functions may refer to each other, or be named by
+    ``llvm.global_ctors``)."""
     lib = _lib()
-    for fn in list(_functions(module)):
-        if not lib.LLVMIsDeclaration(fn):
-            lib.LLVMDeleteFunction(fn)
-    for g in list(_globals(module)):
-        name = value_name(g)
-        if name in names:
+    out = ModuleRef(
+        lib.LLVMModuleCreateWithNameInContext(b"state", module.context.handle), keep=module.context
+    )
+    try:
+        for g in list(_globals(module)):
+            name = value_name(g)
+            if name not in names:
+                continue
             init = lib.LLVMGetInitializer(g)
             refs: set[int] = set()
             if init:
@@ -669,9 +1045,121 @@ def state_module(module: ModuleRef, names: dict[str, str]) -> None:
                     "module's mutable globals apart from its code and cannot do so for this "
                     "one. Initialise it at run time instead"
                 )
-            rename(g, names[name])
-            lib.LLVMSetLinkage(g, Linkage.EXTERNAL)
-        elif not name.startswith("llvm."):
-            if lib.LLVMIsDeclaration(g):
+            vt = lib.LLVMGlobalGetValueType(g)
+            ng = lib.LLVMAddGlobal(out.handle, vt, names[name].encode())
+            lib.LLVMSetInitializer(ng, init if init else lib.LLVMConstNull(vt))
+            lib.LLVMSetAlignment(ng, lib.LLVMGetAlignment(g))
+            lib.LLVMSetThreadLocal(ng, lib.LLVMIsThreadLocal(g))
+            lib.LLVMSetLinkage(ng, Linkage.EXTERNAL)
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+# --------------------------------------------------------------------------- typed memsets
+
+_MEMSET_PREFIX = b"llvm.memset."
+_ZERO_HELPER = {"f64": "enzyme_py.zero.f64", "f32": "enzyme_py.zero.f32"}
+
+
+def _float_pointee(ptr: int) -> str | None:
+    """``f64``/``f32`` when the typed-pointer value ``ptr`` (an ``i8*``) is also used as a
+    pointer to that one float type (through a bitcast), else None."""
+    lib = _lib()
+    kinds = set()
+    use = lib.LLVMGetFirstUse(ptr)
+    while use:
+        user = lib.LLVMGetUser(use)
+        if lib.LLVMIsAInstruction(user) and lib.LLVMGetInstructionOpcode(user) == Opcode.BITCAST:
+            ty = lib.LLVMTypeOf(user)
+            if lib.LLVMGetTypeKind(ty) == TypeKind.POINTER and not lib.LLVMPointerTypeIsOpaque(ty):
+                elem = lib.LLVMGetTypeKind(lib.LLVMGetElementType(ty))
+                kinds.add({TypeKind.DOUBLE: "f64", TypeKind.FLOAT: "f32"}.get(elem, "other"))
+        use = lib.LLVMGetNextUse(use)
+    return kinds.pop() if len(kinds) == 1 and kinds != {"other"} else None
+
+
+def _zero_helper(module: ModuleRef, kind: str) -> tuple[int, int]:
+    """``void enzyme_py.zero.<kind>(T* p, i64 bytes)``: stores ``bytes / sizeof(T)`` zeros."""
+    lib = _lib()
+    ctx = module.context.handle
+    name = _ZERO_HELPER[kind].encode()
+    elem = lib.LLVMDoubleTypeInContext(ctx) if kind == "f64" else lib.LLVMFloatTypeInContext(ctx)
+    i64 = lib.LLVMInt64TypeInContext(ctx)
+    ptr = lib.LLVMPointerType(elem, 0)
+    fty = lib.LLVMFunctionType(lib.LLVMVoidTypeInContext(ctx), (ctypes.c_void_p * 2)(ptr, i64), 2, 0)
+    fn = lib.LLVMGetNamedFunction(module.handle, name)
+    if fn:
+        return int(fty), int(fn)
+    fn = lib.LLVMAddFunction(module.handle, name, fty)
+    lib.LLVMSetLinkage(fn, Linkage.INTERNAL)
+    p, nbytes = lib.LLVMGetParam(fn, 0), lib.LLVMGetParam(fn, 1)
+    with BuilderRef.create(module.context) as bref:
+        b = bref.handle
+        entry = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"entry")
+        loop = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"loop")
+        body = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"body")
+        done = lib.LLVMAppendBasicBlockInContext(ctx, fn, b"done")
+        lib.LLVMPositionBuilderAtEnd(b, entry)
+        count = lib.LLVMBuildLShr(b, nbytes, lib.LLVMConstInt(i64, 3 if kind == "f64" else 2, 0), b"n")
+        lib.LLVMBuildBr(b, loop)
+        lib.LLVMPositionBuilderAtEnd(b, loop)
+        i = lib.LLVMBuildPhi(b, i64, b"i")
+        more = lib.LLVMBuildICmp(b, 36, i, count, b"")  # ult
+        lib.LLVMBuildCondBr(b, more, body, done)
+        lib.LLVMPositionBuilderAtEnd(b, body)
+        slot = lib.LLVMBuildGEP2(b, elem, p, (ctypes.c_void_p * 1)(i), 1, b"")
+        lib.LLVMBuildStore(b, lib.LLVMConstReal(elem, 0.0), slot)
+        nxt = lib.LLVMBuildAdd(b, i, lib.LLVMConstInt(i64, 1, 0), b"")
+        lib.LLVMBuildBr(b, loop)
+        lib.LLVMAddIncoming(i, (ctypes.c_void_p * 2)(lib.LLVMConstInt(i64, 0, 0), nxt),
+                            (ctypes.c_void_p * 2)(entry, body), 2)
+        lib.LLVMPositionBuilderAtEnd(b, done)
+        lib.LLVMBuildRetVoid(b)
+    return int(fty), int(fn)
+
+
+def typed_memsets(module: ModuleRef) -> int:
+    """Replace each ``llvm.memset(p, 0, n)`` whose ``i8*`` destination is elsewhere used as
+    a ``double*`` (or ``float*``) by a call of a zeroing loop over that type: in typed-pointer
+    IR (numba's) Enzyme cannot deduce the type of a memset of an ``i8*`` (numba zeroes
+    ``np.zeros`` and empty matrix products that way).  Returns the number replaced."""
+    lib = _lib()
+    done = 0
+    todo = []
+    for fn in _functions(module):
+        if lib.LLVMIsDeclaration(fn):
+            continue
+        for inst in _instructions(fn):
+            if lib.LLVMGetInstructionOpcode(inst) != Opcode.CALL:
                 continue
-            lib.LLVMDeleteGlobal(g)
+            callee = lib.LLVMGetCalledValue(inst)
+            if not callee or not lib.LLVMIsAFunction(callee):
+                continue
+            size = ctypes.c_size_t()
+            name = ctypes.string_at(lib.LLVMGetValueName2(callee, ctypes.byref(size)), size.value)
+            if not name.startswith(_MEMSET_PREFIX):
+                continue
+            value = lib.LLVMGetOperand(inst, 1)
+            if not lib.LLVMIsAConstantInt(value) or lib.LLVMConstIntGetSExtValue(value) != 0:
+                continue
+            dest = lib.LLVMGetOperand(inst, 0)
+            kind = _float_pointee(dest)
+            if kind is not None:
+                todo.append((int(inst), int(dest), kind))
+    for inst, dest, kind in todo:
+        fty, helper = _zero_helper(module, kind)
+        nbytes = lib.LLVMGetOperand(inst, 2)
+        with BuilderRef.create(module.context) as bref:
+            b = bref.handle
+            lib.LLVMPositionBuilderBefore(b, inst)
+            fty_params = (ctypes.c_void_p * 2)()
+            lib.LLVMGetParamTypes(fty, fty_params)
+            cast = lib.LLVMBuildPointerCast(b, dest, fty_params[0], b"")
+            if lib.LLVMGetIntTypeWidth(lib.LLVMTypeOf(nbytes)) != 64:
+                nbytes = lib.LLVMBuildZExt(b, nbytes, lib.LLVMInt64TypeInContext(module.context.handle), b"")
+            lib.LLVMBuildCall2(b, fty, helper, (ctypes.c_void_p * 2)(cast, nbytes), 2, b"")
+        lib.LLVMInstructionEraseFromParent(inst)
+        done += 1
+    return done

@@ -33,8 +33,16 @@ not merge ``sin`` and ``cos`` of one value into one ``sincos`` call (``sin(x)*x 
 exp(x)``'s gradient: 26 ns against 19 ns).
 Anything with a loop, a branch or a call keeps ``options().codegen_level``.
 
+**Strict reductions.** A floating-point sum without fast-math flags (``s += exp(x[i])``
+in C or Python) may not be reassociated, and LLVM's loop vectoriser leaves such a loop
+scalar on x86, with its ``exp`` calls.  :func:`set_llvm_options` turns on LLVM's
+``-force-ordered-reductions`` once per process: the vectoriser may then widen the loop and
+add the lanes *in order* (``llvm.vector.reduce.fadd`` with a start value, strict), so the
+sum is bitwise the scalar loop's while ``exp`` runs as a vector call (P3, logsumexp: the
+forward sum of the gradient).  The cost model still decides per loop.
+
 Invariant: :func:`apply_tuning` changes function attributes only, :func:`emit_level`
-reads the module.
+reads the module, :func:`set_llvm_options` sets libLLVM's options once per process.
 """
 
 from __future__ import annotations
@@ -47,7 +55,10 @@ from .handles import ModuleRef
 from .library import native
 from .transforms import straight_line_size
 
-__all__ = ["STRAIGHT_LINE_LIMIT", "apply_tuning", "emit_level"]
+__all__ = ["LLVM_OPTIONS", "STRAIGHT_LINE_LIMIT", "apply_tuning", "emit_level", "set_llvm_options"]
+
+#: libLLVM command-line options set once per process (see the module docstring).
+LLVM_OPTIONS = ("-force-ordered-reductions",)
 
 #: Most instructions (all functions together) of a straight-line module emitted at level 0.
 STRAIGHT_LINE_LIMIT = 64
@@ -125,3 +136,11 @@ def emit_level(module: ModuleRef, level: int) -> int:
     if level == 0:
         return 0
     return 0 if straight_line_size(module, STRAIGHT_LINE_LIMIT) is not None else level
+
+
+@functools.lru_cache(maxsize=1)
+def set_llvm_options() -> tuple[str, ...]:
+    """Set :data:`LLVM_OPTIONS` in the loaded libLLVM (once); the options set."""
+    argv = (ctypes.c_char_p * (len(LLVM_OPTIONS) + 1))(b"enzyme_py", *(o.encode() for o in LLVM_OPTIONS))
+    native().llvm.LLVMParseCommandLineOptions(len(LLVM_OPTIONS) + 1, argv, None)
+    return LLVM_OPTIONS

@@ -369,11 +369,21 @@ def _rewrite_memsets(lines: list[str]) -> list[str]:
 _DECLARE = re.compile(r'^declare (.*?)@("?)([-\w.$]+)\2\((.*)\)(.*)$')
 
 
+_INT_POINTER = '"enzyme_type"="{[-1]:Pointer, [-1,-1]:Integer}"'
+
+
 def _mark_inactive(line: str) -> str:
     m = _DECLARE.match(line)
     if not m or m.group(3) not in INACTIVE_HELPERS:
         return line
-    return f'{line} "enzyme_inactive" nofree'
+    # integer-only helpers: their pointer arguments point at integers (shapes, strides), which
+    # Enzyme's type analysis is told, or a zero stored next to them in an array descriptor
+    # holding an active data pointer looks like a pointer to it (numba's reshapes, np.outer)
+    params = ", ".join(
+        f"{p.strip()} {_INT_POINTER}" if p.strip() == "i64*" else p.strip()
+        for p in _split_struct(m.group(4))
+    )
+    return f'declare {m.group(1)}@{m.group(2)}{m.group(3)}{m.group(2)}({params}){m.group(5)} "enzyme_inactive" nofree'
 
 
 _REFCOUNT_DEFINE = re.compile(r"^(define [^\n]*@NRT_(?:incref|decref)\([^\n]*\)[^\n#]*?) #\d+ \{", re.MULTILINE)

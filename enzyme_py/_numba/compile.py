@@ -13,6 +13,13 @@ numba IR Enzyme meets mixed-activity patterns it rejects.  Loops with a small co
 count (numba's ``x ** 2`` is a power-by-squaring loop) are then fully unrolled; nothing
 else is.
 
+The loops of ufuncs on arrays (``np.tanh(a)``, ``a * b``) are versioned
+(:func:`_ufunc_kernel`): when no input is broadcast, a copy of numba's loop indexes the
+inputs with the loop indices themselves, so that the loop and Enzyme's reverse loop
+vectorise.  numba's broadcast index ("``i`` if the dimension is larger than 1, else 0") is
+a loop-carried ``select``: the loop stayed scalar, ``tanh`` calls and all, Enzyme cached
+every index, and the reverse loop's ``dx[idx] += ...`` could not be widened either.
+
 This module uses numba internals (``Dispatcher._compiler``, ``CodeLibrary._final_module``,
 ``_linking_libraries``, ``_get_module_for_linking``, ``Flags.no_compile``) as they are in
 numba 0.61; the ``numba`` extra pins that series.
@@ -22,8 +29,9 @@ from __future__ import annotations
 
 __all__ = ["Compiled", "compile_module"]
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +91,89 @@ def _dispatcher_parts(func: Callable[..., Any]) -> tuple[Callable[..., Any], Any
     return py_func, numba.njit(**options)(py_func)._compiler
 
 
+def _ufunc_kernel(context: Any, builder: Any, sig: Any, args: Any, ufunc: Any, kernel_class: Any) -> Any:
+    """numba's ``npyimpl.numpy_ufunc_kernel`` (numba 0.61) with the loop nest versioned:
+    when no input is broadcast (every array input has the loop's extent in each of its
+    dimensions, the usual case), a copy of the loop indexes the inputs with the loop indices
+    themselves; otherwise numba's own loop runs, whose broadcast indices are "``i`` if the
+    dimension is larger than 1, else 0".  That index is a loop-carried ``select`` the
+    vectoriser cannot widen, in the primal or in Enzyme's reverse loop (``dx[idx] += ...``),
+    and Enzyme caches every index; the direct copy vectorises both (with libmvec's ``tanh``
+    and, in reverse, ``cosh``)."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.core.imputils import impl_ret_new_ref
+    from numba.np import npyimpl as n
+
+    arguments = [n._prepare_argument(context, builder, arg, tyarg) for arg, tyarg in zip(args, sig.args)]
+    if len(arguments) < ufunc.nin:
+        raise RuntimeError(f"Not enough inputs to {ufunc.__name__}, expected {ufunc.nin} got {len(arguments)}")
+    for out_i, ret_ty in enumerate(n._unpack_output_types(ufunc, sig)):
+        if ufunc.nin + out_i >= len(arguments):
+            if isinstance(ret_ty, types.ArrayCompatible):
+                output = n._build_array(context, builder, ret_ty, sig.args, arguments)
+            else:
+                output = n._prepare_argument(context, builder, ir.Constant(context.get_value_type(ret_ty), None), ret_ty)
+            arguments.append(output)
+        elif context.enable_nrt:
+            context.nrt.incref(builder, ret_ty, args[ufunc.nin + out_i])
+    inputs = arguments[: ufunc.nin]
+    outputs = arguments[ufunc.nin :]
+    outer_sig = n._ufunc_loop_sig([a.base_type for a in outputs], [a.base_type for a in inputs])
+    kernel = kernel_class(context, builder, outer_sig)
+    intpty = context.get_value_type(types.intp)
+    indices = [inp.create_iter_indices() for inp in inputs]
+    loopshape = outputs[0].shape
+    layouts = [inp.layout for inp in inputs if isinstance(inp, n._ArrayHelper)]
+    order = "F" if layouts.count("F") > layouts.count("C") else "C"
+
+    direct = ir.Constant(ir.IntType(1), 1)
+    for inp in inputs:
+        if isinstance(inp, n._ArrayHelper):
+            tail = loopshape[len(loopshape) - len(inp.shape):]
+            for dim, extent in zip(inp.shape, tail):
+                direct = builder.and_(direct, builder.icmp_unsigned("==", dim, extent))
+
+    def loop(broadcast: bool) -> None:
+        with cgutils.loop_nest(builder, loopshape, intp=intpty, order=order) as loop_indices:
+            vals_in = []
+            for i, (index, arg) in enumerate(zip(indices, inputs)):
+                if broadcast or not isinstance(index, n._ArrayIndexingHelper):
+                    index.update_indices(loop_indices, i)
+                else:
+                    for src, dst in zip(loop_indices[len(loop_indices) - len(index.indices):], index.indices):
+                        builder.store(src, dst)
+                vals_in.append(arg.load_data(index.as_values()))
+            vals_out = n._unpack_output_values(ufunc, builder, kernel.generate(*vals_in))
+            for val_out, output in zip(vals_out, outputs):
+                output.store_data(loop_indices, val_out)
+
+    if any(isinstance(index, n._ArrayIndexingHelper) for index in indices):
+        with builder.if_else(direct, likely=True) as (then, otherwise):
+            with then:
+                loop(broadcast=False)
+            with otherwise:
+                loop(broadcast=True)
+    else:
+        loop(broadcast=True)
+    out = n._pack_output_values(ufunc, context, builder, sig.return_type, [o.return_val for o in outputs])
+    return impl_ret_new_ref(context, builder, sig.return_type, out)
+
+
+@contextlib.contextmanager
+def _broadcast_indices() -> Iterator[None]:
+    """Use :func:`_ufunc_kernel` for the compilations inside the block (numba's compiler
+    lock is held, so no other compilation sees it)."""
+    from numba.np import npyimpl
+
+    original = npyimpl.numpy_ufunc_kernel
+    npyimpl.numpy_ufunc_kernel = _ufunc_kernel
+    try:
+        yield
+    finally:
+        npyimpl.numpy_ufunc_kernel = original
+
+
 def _pass_manager(codegen: Any, opt: int, cheap: bool) -> Any:
     import llvmlite.binding as llvm
     from numba.core import config
@@ -140,7 +231,7 @@ def compile_module(func: Callable[..., Any], argtypes: Sequence[Any]) -> Compile
     py_func, fcomp = _dispatcher_parts(func)
     targetdescr = fcomp.targetdescr
     context = targetdescr.target_context
-    with global_compiler_lock:
+    with global_compiler_lock, _broadcast_indices():
         flags = compiler.Flags()
         targetdescr.options.parse_as_flags(flags, fcomp.targetoptions)
         flags.no_compile = True

@@ -14,8 +14,9 @@ only, so the bridge links in a shim that *defines* both:
 Enzyme then builds the shadow of a temporary (header included) like any other allocation.
 Every other NRT allocator (lists, dicts, strings, dynamic exception arguments, ...) is
 refused with :class:`UnsupportedError`.  Helpers that compute only integers (reshape
-strides) are marked ``"enzyme_inactive"`` and ``nofree``; every other helper that would need
-a derivative is refused, naming it.  What still calls into numba's runtime is resolved
+strides) are marked ``"enzyme_inactive"`` and ``nofree``; numba's BLAS helpers (``np.dot``,
+``@``) are kept for the compile stage, which maps them onto CBLAS; every other helper that
+would need a derivative is refused, naming it.  What still calls into numba's runtime is resolved
 through :func:`runtime_symbols` (absolute addresses, since numba's extensions are loaded
 ``RTLD_LOCAL``).
 """
@@ -100,6 +101,15 @@ SHIMMED = frozenset({"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_call_dtor"})
 #: numba helpers whose results are integers only: inactive for Enzyme, no memory freed.
 INACTIVE_HELPERS = frozenset({"numba_attempt_nocopy_reshape", "numba_fptoui", "numba_fptouif"})
 
+#: numba's BLAS helpers (``np.dot``, ``@``, ``np.vdot`` of float arrays): the compile stage
+#: turns their calls into CBLAS calls Enzyme differentiates
+#: (:func:`enzyme_py._native.linalg.map_numba_blas`); their addresses are still given to
+#: the JIT for the calls it leaves (complex element kinds, which no derivative reaches).
+BLAS_HELPERS = frozenset({"numba_xxgemm", "numba_xxgemv", "numba_xxdot"})
+#: What numba calls when one of its BLAS helpers fails (it aborts the process); the path
+#: is dead once the helpers are CBLAS calls, and allowed only next to them.
+_BLAS_ERROR_PATH = frozenset({"numba_gil_ensure", "Py_FatalError"})
+
 #: C math functions Enzyme differentiates by name (resolved from the process's libm).
 MATH_FUNCTIONS = frozenset(
     name + suffix
@@ -139,11 +149,16 @@ def classify_declarations(names: Iterable[str], qualname: str) -> frozenset[str]
     helpers: list[str] = []
     python_api: list[str] = []
     other: list[str] = []
+    names = set(names)
+    blas = bool(names & BLAS_HELPERS)
     for name in sorted(names):
         if name.startswith("llvm.") or name in MATH_FUNCTIONS:
             continue
-        if name in INACTIVE_HELPERS:
+        if name in INACTIVE_HELPERS or name in BLAS_HELPERS:
             need.add(name)
+        elif blas and name in _BLAS_ERROR_PATH:
+            if name.startswith("numba_"):
+                need.add(name)
         elif name.startswith("NRT_"):
             use = _NRT_USES.get(name, "a numba runtime service")
             raise UnsupportedError(
@@ -159,8 +174,9 @@ def classify_declarations(names: Iterable[str], qualname: str) -> frozenset[str]
     if helpers:
         raise UnsupportedError(
             f"{qualname} calls numba's runtime helper(s) {', '.join(helpers)}, which Enzyme cannot "
-            "differentiate (BLAS/LAPACK wrappers such as np.dot/np.linalg, special functions, random "
-            "numbers, Python objects); write the computation with loops or math functions"
+            "differentiate (LAPACK wrappers such as np.linalg, special functions, random numbers, "
+            "Python objects; np.dot, @ and np.vdot are supported); write the computation with "
+            "loops, matrix products or math functions"
         )
     if python_api:
         raise UnsupportedError(

@@ -12,7 +12,7 @@ from benchmarks.child import finite_difference_error
 from benchmarks.native import CKernel
 from benchmarks.problems import PROBLEMS, Inputs
 
-SMALL = {"P1": 1, "P2": 40, "P3": 40, "P4": 6, "P5": 60}
+SMALL = {"P1": 1, "P2": 40, "P3": 40, "P4": 6, "P4N": 6, "P5": 60}
 """Small sizes: every coordinate (or a sample of them, for P4) is differenced."""
 
 MAX_COORDS = 40
@@ -67,7 +67,7 @@ def test_adjoint_matches_central_differences(pid: str, hand_libraries: dict[str,
         np.testing.assert_allclose(g[sampled], fd[sampled], rtol=1e-6, atol=1e-6 * scale)
 
 
-@pytest.mark.parametrize("pid", ["P2", "P3", "P4", "P5"])
+@pytest.mark.parametrize("pid", ["P2", "P3", "P4", "P4N", "P5"])
 def test_adjoint_directional_derivative_at_benchmark_shape(
     pid: str, hand_libraries: dict[str, Path]
 ) -> None:
@@ -86,7 +86,7 @@ def test_p1_adjoint_is_the_analytic_derivative(hand_libraries: dict[str, Path]) 
         assert kernel.gradient_at(x) == pytest.approx(want, rel=1e-15)
 
 
-@pytest.mark.parametrize("pid", ["P2", "P3", "P4", "P5"])
+@pytest.mark.parametrize("pid", ["P2", "P3", "P4", "P4N", "P5"])
 def test_adjoint_overwrites_instead_of_accumulating(
     pid: str, hand_libraries: dict[str, Path]
 ) -> None:
@@ -110,3 +110,13 @@ def test_p3_gradient_is_the_softmax(hand_libraries: dict[str, Path]) -> None:
     e = np.exp(x - x.max())
     np.testing.assert_allclose(g, e / e.sum(), rtol=1e-12, atol=1e-300)
     assert kernel.primal() == pytest.approx(float(np.log(np.sum(np.exp(x)))), rel=1e-13)
+
+
+def test_p4n_adjoint_is_p4s(hand_libraries: dict[str, Path]) -> None:
+    """The BLAS form and the loop form compute one function: same loss, same gradient."""
+    inputs = PROBLEMS["P4"].inputs(20, seed=6)
+    loops = CKernel(PROBLEMS["P4"], inputs, hand_libraries["P4"])
+    blas = CKernel(PROBLEMS["P4N"], inputs, hand_libraries["P4N"])
+    assert blas.primal() == pytest.approx(loops.primal(), rel=1e-13)
+    for a, b in zip(blas.gradient_value(), loops.gradient_value(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -32,7 +32,7 @@ ROW_SCHEMA = {
                      "first_gradient_s", "call_latency_s", "gradient_over_primal",
                      "gradient_over_hand", "peak_rss_mib", "max_rel_error"],
         "properties": {
-            "problem": {"enum": ["P1", "P2", "P3", "P4", "P5"]},
+            "problem": {"enum": ["P1", "P2", "P3", "P4", "P4N", "P5"]},
             "tool": {"type": "string"},
             "threads": {"enum": ["1", "default"]},
             "status": {"enum": ["ok", "mismatch", "error", "crashed", "timeout",
@@ -64,7 +64,7 @@ def test_tiny_hand_run_writes_valid_rows(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(out.read_text())
     jsonschema.validate(rows, ROW_SCHEMA)
-    assert [r["problem"] for r in rows] == ["P1", "P2", "P3", "P4", "P5"]
+    assert [r["problem"] for r in rows] == ["P1", "P2", "P3", "P4", "P4N", "P5"]
     for r in rows:
         assert r["tool"] == "hand" and r["status"] == "ok", r
         assert r["size"] == 16
@@ -76,7 +76,7 @@ def test_tiny_hand_run_writes_valid_rows(tmp_path: Path) -> None:
         assert (r["call_latency_s"] is not None) == (r["problem"] == "P1")
     table = proc.stdout
     assert "| problem | tool" in table and "grad/hand" in table
-    assert table.count("| hand ") == 5
+    assert table.count("| hand ") == 6
 
 
 def test_dispatches_subcommands_lazily(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import pytest
 from benchmarks.native import CKernel
 from benchmarks.problems import PROBLEMS, get_problem, numba_forms
 
-SIZES = {"P1": 1, "P2": 300, "P3": 300, "P4": 12, "P5": 1000}
+SIZES = {"P1": 1, "P2": 300, "P3": 300, "P4": 12, "P4N": 12, "P5": 1000}
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,14 @@ BAD = {
     "symlink-absolute": ([("top/l", "sym", {"link": "/etc/passwd"})], "absolute or empty"),
     "below-symlink": ([("top/l", "sym", {"link": "sub"}), ("top/l/x", "file", {"data": b"x"})],
                       "lies below the symbolic link"),
+    "below-a-later-symlink": ([("top/l/x", "file", {"data": b"x"}), ("top/l", "sym", {"link": "sub"})],
+                              "lies below the symbolic link"),
+    # each link lexically inside; composed, the second leaves the archive
+    "chained-symlinks": ([("top/a/up", "sym", {"link": "../.."}),
+                          ("top/x", "sym", {"link": "a/up/../../etc"})], "outside the archive"),
+    "chain-written-first": ([("top/x", "sym", {"link": "a/up/../../etc"}),
+                             ("top/a/up", "sym", {"link": "../.."})], "outside the archive"),
+    "symlink-loop": ([("top/p", "sym", {"link": "q"}), ("top/q", "sym", {"link": "p"})], "loop of links"),
     "hardlink-out": ([("top/h", "lnk", {"link": "/etc/passwd"})], "not an earlier regular member"),
     "device": ([("top/dev", "chr", {})], "device, FIFO or other special file"),
     "fifo": ([("top/fifo", "fifo", {})], "device, FIFO or other special file"),
@@ -74,6 +82,7 @@ _GOOD = [
     ("top/data.txt", "file", {"data": b"text\n", "mode": 0o666}),
     ("top/sub/link", "sym", {"link": "../data.txt"}),
     ("top/copy.txt", "lnk", {"link": "top/data.txt"}),
+    ("top/sub/deep", "sym", {"link": "../sub/./link"}),  # through another link, still inside
 ]
 
 
@@ -89,6 +98,7 @@ def test_a_safe_archive_with_internal_links(tmp_path: Path) -> None:
     assert os.readlink(top / "sub" / "link") == "../data.txt"
     assert (top / "sub" / "link").read_bytes() == b"text\n" == (top / "copy.txt").read_bytes()
     assert not (top / "copy.txt").is_symlink()
+    assert (top / "sub" / "deep").read_bytes() == b"text\n"
 
 
 def test_not_an_archive(tmp_path: Path) -> None:

@@ -264,9 +264,11 @@ def test_importing_every_module_creates_nothing(tmp_path: Path) -> None:
 def test_the_version_has_one_source() -> None:
     from importlib.metadata import version
 
+    import enzyme_py
     from enzyme_artifacts._version import _from_pyproject, distribution_version
 
     assert enzyme_artifacts.__version__ == distribution_version() == version("enzyme-py")
+    assert enzyme_py.__version__ == enzyme_artifacts.__version__  # one version source
     assert _from_pyproject("enzyme-py") == version("enzyme-py")  # the fallback agrees
     assert _from_pyproject("another-project") is None
     assert "__version__" in dir(enzyme_artifacts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["LOCK", "Binding", "Table"]
 
@@ -77,3 +77,7 @@ class Binding:
 
     def __repr__(self) -> str:
         return f"<Binding {self._what}>"
+
+    if TYPE_CHECKING:
+        # The declared functions are attributes set by :meth:`declare`.
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...

@@ -17,6 +17,7 @@ __all__ = [
     "FUNCTIONS",
     "GUARDED",
     "PROFILE",
+    "SOURCE_PASSES",
     "create_augmented",
     "create_forward",
     "create_gradient",
@@ -85,6 +86,17 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     ),
 }  # fmt: skip
 
+
+#: Enzyme's own passes for the legacy pass manager (``LLVMPassManagerRef``), exported by
+#: the plugin beside the C API: ``AddPreserveNVVMPass(pm, begin)`` reads the
+#: registration globals and ``llvm.global.annotations`` (``begin=1``) and restores the
+#: linkage it changed (``begin=0``); ``AddEnzymePass(pm)`` replaces every
+#: ``__enzyme_autodiff``-style call with a call to the derivative it generates.
+#: Optional: a build that lacks them still serves the C-API route.
+SOURCE_PASSES: dict[str, tuple[object, tuple[object, ...]]] = {
+    "AddPreserveNVVMPass": (None, (P, u8)),
+    "AddEnzymePass": (None, (P,)),
+}
 
 #: Entry points called through setjmp trampolines (see ``enzyme_py._native.trampolines``): an error
 #: handler may jump out of them.

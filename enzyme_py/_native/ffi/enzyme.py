@@ -26,6 +26,7 @@ __all__ = [
     "DerivativeMode",
     "DiffRequest",
     "DiffeType",
+    "ErrorType",
     "IntList",
     "load_profile",
     "profile_module_name",
@@ -61,6 +62,19 @@ class DiffeType:
     DUP_ARG = 1  # Duplicated
     CONSTANT = 2  # Const
     DUP_NONEED = 3  # DuplicatedNoNeed
+
+
+class ErrorType:
+    """``ErrorType``: what Enzyme's ``CustomErrorHandler`` is told."""
+
+    NO_DERIVATIVE = 0
+    NO_SHADOW = 1
+    ILLEGAL_TYPE_ANALYSIS = 2
+    NO_TYPE = 3
+    ILLEGAL_FIRST_POINTER = 4
+    INTERNAL_ERROR = 5
+    TYPE_DEPTH_EXCEEDED = 6
+    MIXED_ACTIVITY = 7
 
 
 class DerivativeMode:

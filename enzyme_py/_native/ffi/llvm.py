@@ -23,7 +23,9 @@ from ctypes import (
 __all__ = [
     "DIAGNOSTIC_HANDLER",
     "FUNCTIONS",
+    "ORC_DEFINITION_GENERATOR",
     "ORC_ERROR_REPORTER",
+    "CLookupSetElement",
     "CSymbolMapPair",
     "DiagnosticSeverity",
     "JITEvaluatedSymbol",
@@ -44,6 +46,11 @@ DIAGNOSTIC_HANDLER = CFUNCTYPE(None, c_void_p, c_void_p)
 
 #: ``void (*)(void *ctx, LLVMErrorRef)``: ORC's session error reporter
 ORC_ERROR_REPORTER = CFUNCTYPE(None, c_void_p, c_void_p)
+
+#: ``LLVMErrorRef (*)(LLVMOrcDefinitionGeneratorRef, void *ctx, LLVMOrcLookupStateRef *,
+#: LLVMOrcLookupKind, LLVMOrcJITDylibRef, LLVMOrcJITDylibLookupFlags, LLVMOrcCLookupSet,
+#: size_t)``: a custom definition generator's callback
+ORC_DEFINITION_GENERATOR = CFUNCTYPE(c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_void_p, c_int, c_void_p, c_size_t)
 
 
 class TypeKind:
@@ -79,6 +86,7 @@ class Linkage:
     """``LLVMLinkage`` values."""
 
     EXTERNAL = 0
+    APPENDING = 7
     INTERNAL = 8
     PRIVATE = 9
 
@@ -220,6 +228,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMPassBuilderOptionsSetLoopVectorization": (None, (P, Bool)),
     "LLVMPassBuilderOptionsSetSLPVectorization": (None, (P, Bool)),
     "LLVMRunPasses": (P, (P, c_char_p, P, P)),
+    # legacy pass manager (Enzyme's own pass, AddEnzymePass, is added to one)
+    "LLVMCreatePassManager": (P, ()),
+    "LLVMRunPassManager": (Bool, (P, P)),
+    "LLVMDisposePassManager": (None, (P,)),
     # ORC LLJIT
     "LLVMOrcCreateLLJIT": (P, (PP, P)),
     "LLVMOrcDisposeLLJIT": (P, (P,)),
@@ -238,6 +250,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMOrcAbsoluteSymbols": (P, (P, c_size_t)),
     "LLVMOrcJITDylibDefine": (P, (P, P)),
     "LLVMOrcDisposeMaterializationUnit": (None, (P,)),
+    "LLVMOrcCreateCustomCAPIDefinitionGenerator": (P, (ORC_DEFINITION_GENERATOR, P, P)),
+    "LLVMOrcSymbolStringPoolEntryStr": (c_void_p, (P,)),
+    "LLVMCreateStringError": (P, (c_char_p,)),
+    "LLVMParseCommandLineOptions": (None, (c_int, POINTER(c_char_p), c_char_p)),
     # vector mode, split mode, hvp, custom rules, tuning
     "LLVMBuildLoad2": (P, (P, P, P, c_char_p)),
     "LLVMGetArrayLength": (c_uint, (P,)),
@@ -291,6 +307,53 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     "LLVMSetUnnamedAddr": (None, (P, Bool)),
     "LLVMGetGlobalContext": (P, ()),
     "LLVMGetModuleContext": (P, (P,)),
+    # Enzyme's source-level interface: registrations, annotations, calls left over
+    "LLVMIsAConstantArray": (P, (P,)),
+    "LLVMIsAConstantStruct": (P, (P,)),
+    "LLVMIsAConstantVector": (P, (P,)),
+    "LLVMIsAConstantDataArray": (P, (P,)),
+    "LLVMIsAConstantPointerNull": (P, (P,)),
+    "LLVMIsAConstantInt": (P, (P,)),
+    "LLVMIsConstantString": (Bool, (P,)),
+    "LLVMGetAsString": (P, (P, POINTER(c_size_t))),
+    "LLVMReplaceAllUsesWith": (None, (P, P)),
+    "LLVMGetNamedMetadataNumOperands": (c_uint, (P, c_char_p)),
+    # entry points whose exit()/abort() come back to Python (enzyme_py._native.traps)
+    "LLVMCreateEnumAttribute": (P, (P, c_uint, c_uint64)),
+    "LLVMAddCallSiteAttribute": (None, (P, c_uint, P)),
+    "LLVMBuildAlloca": (P, (P, P, c_char_p)),
+    "LLVMBuildICmp": (P, (P, c_int, P, P, c_char_p)),
+    "LLVMBuildCondBr": (P, (P, P, P, P)),
+    # static constructors of C++ code
+    "LLVMConstIntGetSExtValue": (ctypes.c_longlong, (P,)),
+    "LLVMModuleCreateWithNameInContext": (P, (c_char_p, P)),
+    "LLVMSetThreadLocal": (None, (P, Bool)),
+    # BLAS calls (numba's helpers mapped to CBLAS), vector math
+    "LLVMFloatTypeInContext": (P, (P,)),
+    "LLVMVectorType": (P, (P, c_uint)),
+    "LLVMSetSection": (None, (P, c_char_p)),
+    "LLVMConstBitCast": (P, (P, P)),
+    "LLVMBuildFCmp": (P, (P, c_int, P, P, c_char_p)),
+    "LLVMBuildSelect": (P, (P, P, P, P, c_char_p)),
+    "LLVMBuildPhi": (P, (P, P, c_char_p)),
+    "LLVMAddIncoming": (None, (P, PP, PP, c_uint)),
+    "LLVMBuildTrunc": (P, (P, P, P, c_char_p)),
+    "LLVMBuildSExt": (P, (P, P, P, c_char_p)),
+    "LLVMBuildBr": (P, (P, P)),
+    "LLVMBuildFMul": (P, (P, P, P, c_char_p)),
+    "LLVMBuildFDiv": (P, (P, P, P, c_char_p)),
+    "LLVMBuildMul": (P, (P, P, P, c_char_p)),
+    "LLVMBuildAdd": (P, (P, P, P, c_char_p)),
+    "LLVMBuildPointerCast": (P, (P, P, P, c_char_p)),
+    "LLVMInstructionEraseFromParent": (None, (P,)),
+    "LLVMPositionBuilderBefore": (None, (P, P)),
+    "LLVMGetArgOperand": (P, (P, c_uint)),
+    "LLVMSetOperand": (None, (P, c_uint, P)),
+    "LLVMBuildLShr": (P, (P, P, P, c_char_p)),
+    "LLVMBuildZExt": (P, (P, P, P, c_char_p)),
+    "LLVMIsAAllocaInst": (P, (P,)),
+    "LLVMIsAConstantFP": (P, (P,)),
+    "LLVMGetAllocatedType": (P, (P,)),
 }
 
 
@@ -304,6 +367,12 @@ class JITEvaluatedSymbol(ctypes.Structure):
     """``LLVMJITEvaluatedSymbol {LLVMOrcExecutorAddress Address; LLVMJITSymbolFlags Flags}``."""
 
     _fields_ = [("Address", c_uint64), ("Flags", JITSymbolFlags)]
+
+
+class CLookupSetElement(ctypes.Structure):
+    """``LLVMOrcCLookupSetElement {LLVMOrcSymbolStringPoolEntryRef Name; LLVMOrcSymbolLookupFlags LookupFlags}``."""
+
+    _fields_ = [("Name", c_void_p), ("LookupFlags", c_int)]
 
 
 class CSymbolMapPair(ctypes.Structure):

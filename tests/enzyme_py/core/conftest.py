@@ -11,12 +11,7 @@ derivatives are reused by every example (enzyme_py caches them in memory).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 

@@ -22,8 +22,6 @@ import numpy as np
 import pytest
 
 import enzyme_py
-from enzyme_py._call import fast as _fast
-from enzyme_py._call import request as _request
 from enzyme_py import (
     Active,
     Const,
@@ -41,6 +39,8 @@ from enzyme_py import (
     make_zero,
     set_runtime_activity,
 )
+from enzyme_py._call import fast as _fast
+from enzyme_py._call import request as _request
 
 IR = """
 declare double @llvm.sin.f64(double)

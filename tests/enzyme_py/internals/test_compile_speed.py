@@ -205,8 +205,7 @@ def test_gradients_are_right_under_every_tuning(
     ids=["straight-line", "loop", "call"],
 )
 def test_emit_level_picks_level_zero_for_straight_line_code_only(text: str, expected: int) -> None:
-    _ctx, handle, m = _with_parsed(text)
-    lib = native().llvm
+    _ctx, _handle, m = _with_parsed(text)
     with LOCK:
         assert _tuning.emit_level(_ctx, 2) == expected
         assert _tuning.emit_level(_ctx, 3) == (0 if expected == 0 else 3)
@@ -218,7 +217,7 @@ def test_emit_level_limit_on_instructions() -> None:
     n = _tuning.STRAIGHT_LINE_LIMIT
     body = "\n".join(f"  %v{i + 1} = fadd double %v{i}, 1.0" for i in range(n))
     text = f"define double @long(double %v0) {{\nentry:\n{body}\n  ret double %v{n}\n}}\n"
-    _ctx, handle, m = _with_parsed(text)
+    _ctx, _handle, m = _with_parsed(text)
     with LOCK:
         assert _tuning.emit_level(_ctx, 2) == 2  # n + 1 instructions
     m.close()

@@ -4,6 +4,7 @@ a bounded amount in-process; the first ``isolated()`` of a process races with no
 from __future__ import annotations
 
 import json
+
 import pytest
 
 import enzyme_py as ez

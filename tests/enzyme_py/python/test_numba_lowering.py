@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +137,8 @@ def _dynamic_raise(x):
     return x
 
 
-def _blas_dot(a, b):
-    return np.dot(a, b)
+def _lapack_cholesky(a):
+    return np.linalg.cholesky(a)
 
 
 def _generator(x):
@@ -167,7 +166,7 @@ def _untyped(x):
     [
         (_list_use, [1.0], ez.UnsupportedError, "NRT_MemInfo_new_varsize"),
         (_dynamic_raise, [1.0], ez.UnsupportedError, "NRT_Allocate.*dynamic exception"),
-        (_blas_dot, [np.ones(3), np.ones(3)], ez.UnsupportedError, "numba_xxdot"),
+        (_lapack_cholesky, [np.eye(3)], ez.UnsupportedError, "numba_xxpotrf"),
         (_gamma, [1.5], ez.UnsupportedError, "numba_gamma"),
         (_generator, [1.0], ez.UnsupportedError, "generator"),
         (_identity, [(1.0, 2.0)], ez.UnsupportedError, "tuple"),

@@ -223,8 +223,10 @@ def test_lowerings_die_with_their_function() -> None:
         assert ez.gradient(closure, 3.0) == (6.0 * k,)
         refs.append((weakref.ref(closure), weakref.ref(ez.lower(closure, 3.0).module)))
         del closure
-    gc.collect()
-    gc.collect()  # a module's finaliser may keep its cycle for one more collection
+    # a function's death frees its prepared-call table in a weakref callback during the
+    # collection; the module <-> Function cycle that table held is garbage for the next one
+    for _ in range(3):
+        gc.collect()
     # numba itself may keep the function it compiled last; every function that is gone
     # took its module (and compiled code) with it
     gone = [module() is None for function, module in refs if function() is None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import uuid
 
 import numpy as np
 import pytest
@@ -79,9 +80,11 @@ def test_fast_math_is_set_per_compilation_and_keys_the_cache(mod, monkeypatch) -
     f = mod.function("poly")
     exact = (2 * 1.5 * 2.5, 1.5**2 + 3.0)
     off = ez.set_fast_math(ez.Reverse, False)
-    # a fresh module with the same content: both variants are compiled here
-    m2 = ez.Module.from_c("double poly2(double x, double y) { return x * x * y + 3.0 * y; }")
-    g = m2.function("poly2")
+    # a fresh module of its own content (no cache, in memory or on disk, holds its code):
+    # both variants are compiled here
+    name = f"poly2_{uuid.uuid4().hex}"
+    m2 = ez.Module.from_c(f"double {name}(double x, double y) {{ return x * x * y + 3.0 * y; }}")
+    g = m2.function(name)
     # the option is process-global: it is set for each compilation (in this process unless
     # compilations run in an isolation worker)
     here = not ez.config.options().isolate
