@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from .. import config
-from .._native import pycall
+from .._native import pycall, traps
 from .._numba.status import raise_from_status
 from ..modes import Mode
 from .layout import ScalarResult
 from .request import AUTODIFF, GRADIENT, PRIMAL_ROUTE, Spec
+from .run import raise_program_exit
 
 __all__ = ["NATIVE_AFTER", "callable_for", "enabled"]
 
@@ -67,6 +68,13 @@ def _fresh(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 def _raiser(qualname: str, exceptions: tuple[bytes, ...], words: int) -> Callable[[int], None]:
     def raise_it(address: int) -> None:
         raise_from_status(qualname, exceptions, list((ctypes.c_int64 * words).from_address(address)))
+
+    return raise_it
+
+
+def _trap_raiser(function: str) -> Callable[[int], None]:
+    def raise_it(address: int) -> None:
+        raise_program_exit(function, (ctypes.c_int64 * traps.STATUS_WORDS).from_address(address))
 
     return raise_it
 
@@ -122,6 +130,7 @@ def _shape(spec: Spec, prefix: tuple[Any, ...], name: str) -> pycall.CallShape |
         isinstance(a.value, pycall.ScalarIn) and a.value.kind in ("f64", "f32") for a in args  # type: ignore[union-attr]
     )
     return pycall.CallShape(
+        traps=traps.STATUS_WORDS if compiled.traps else 0,
         name=name,
         entry=entry.code.address,
         params=compiled.params,
@@ -165,6 +174,7 @@ def callable_for(
                 raiser=raiser,
                 fresh=_fresh,
                 guard=(vars(config), sys.intern("current"), spec.options),
+                trap_raiser=_trap_raiser(entry.code.compiled.plan.function) if shape.traps else None,
                 keep=tuple(p for p in prefix if isinstance(p, (Mode, type))),
                 doc=f"{label}: a native entry of enzyme_py (see enzyme_py._call.native)",
             )

@@ -18,7 +18,8 @@ function object.  Its body is LLVM IR generated here and compiled into the proce
   writability, shadow shape, integer range) and unboxed (``PyFloat_AsDouble``,
   ``PyLong_AsLongLongAndOverflow``, the array's data pointer and shape);
 * the entry point is called, with the GIL released around the call as ctypes does;
-  the status array of a Python function lives on the C stack, the out-struct too;
+  the status array of a Python function lives on the C stack, the out-struct and the
+  trap block of code that may call ``exit()`` (:mod:`.traps`) too;
 * results are boxed (``PyFloat_FromDouble``, ``PyLong_FromLongLong``, ``PyBool_FromLong``,
   ``PyTuple_New``) into the tuple the public function returns.
 
@@ -27,7 +28,8 @@ range, keywords, unloaded code, changed options) is handed, unchanged, to the *f
 callable, which is the call layer's validating path: it gives the same results and raises
 the same exceptions as before.  The generated code never raises by itself: an exception
 comes from the fallback, from a failed allocation, or from the *raiser* (the exception a
-Python function raised, read from its status array).
+Python function raised, read from its status array; or :class:`~enzyme_py.errors.ProgramExit`
+for a trapped ``exit()``/``abort()``, raised by the *trap raiser*).
 
 Reference counts: every new reference the code takes (an annotation's attribute, a fresh
 shadow array) sits in a slot of a stack array that every exit releases; results are new
@@ -160,7 +162,7 @@ class CallShape:
     ``entry``: the address of the compiled entry point; ``params``/``result``/
     ``out_fields``: its C signature as in ``CompiledCode`` (``status``: the number of
     words of a Python function's status array, its parameter before the out-pointer;
-    0 for none).  ``prefix``: objects
+    0 for none; ``traps``: the words of the trap block, the last parameter, 0 for none).  ``prefix``: objects
     the leading arguments must be (by identity).  ``results``: the tree of the returned
     object: a tuple of trees, or a leaf ``("raw", i)`` (result value ``i``, the return
     value first, then the out-struct's fields), ``("bool", i)``, ``("fresh", k)`` (the
@@ -177,6 +179,7 @@ class CallShape:
     args: tuple[ArgIn, ...]
     results: Any
     release_gil: bool = True
+    traps: int = 0
 
 
 class NativeCallable:
@@ -270,11 +273,12 @@ class _Gen:
     """Emits the body of one generated function (see :func:`_ir`)."""
 
     def __init__(self, shape: CallShape, names: dict[str, Any], fallback: Any, raiser: Any, fresh: Any,
-                 alive: Sequence[int], guard: tuple[Any, Any, Any] | None) -> None:
+                 alive: Sequence[int], guard: tuple[Any, Any, Any] | None, trap_raiser: Any = None) -> None:
         self.s = shape
         self.names = names
         self.fallback = fallback
         self.raiser = raiser
+        self.trap_raiser = trap_raiser
         self.fresh_helper = fresh
         self.alive = alive
         self.guard = guard
@@ -546,6 +550,9 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
     out_type = "{ " + ", ".join(_IR_TYPES[kind] for kind in s.out_fields) + " }" if s.out_fields else ""
     if out_type:
         g.emit(f"%out = alloca {out_type}, align 8")
+    if s.traps:
+        g.emit(f"%trap = alloca [{s.traps} x i64], align 8")
+        g.emit(f"store [{s.traps} x i64] zeroinitializer, ptr %trap")
     c = g.tmp()
     g.emit(f"{c} = icmp eq ptr %kwnames, null")
     g.check(c)
@@ -574,7 +581,7 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
     values: list[str] = []
     for i, arg in enumerate(s.args):
         values += g.argument(n_prefix + i, arg)
-    n_values = len(s.params) - (1 if s.status else 0) - (1 if s.out_fields else 0)
+    n_values = len(s.params) - (1 if s.status else 0) - (1 if s.out_fields else 0) - (1 if s.traps else 0)
     if len(values) != n_values:
         raise ValueError(f"{s.name}: {len(values)} argument values for an entry point taking {n_values}")
     for v, k in zip(values, s.params):
@@ -584,6 +591,8 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
         values.append("ptr %status")
     if out_type:
         values.append("ptr %out")
+    if s.traps:
+        values.append("ptr %trap")
     fn = g.tmp("fn")
     g.emit(f"{fn} = inttoptr i64 {s.entry} to ptr")
     ts = ""
@@ -598,6 +607,23 @@ def _ir(shape: CallShape, symbol: str, gen: _Gen) -> str:
         g.emit(f"{r} = call {ret} {fn}({', '.join(values)})")
     if s.release_gil:
         g.call("PyEval_RestoreThread", f"ptr {ts}", ret="void")
+    if s.traps:
+        t0 = g.tmp()
+        g.emit(f"{t0} = load i64, ptr %trap")
+        c = g.tmp()
+        g.emit(f"{c} = icmp eq i64 {t0}, 0")
+        trapped, fine = g.label("trapped"), g.label()
+        g.emit(f"br i1 {c}, label %{fine}, label %{trapped}")
+        g.block(trapped)
+        pa = g.call("PyLong_FromVoidPtr", "ptr %trap")
+        c = g.tmp()
+        g.emit(f"{c} = icmp ne ptr {pa}, null")
+        g.check(c, "fail")
+        rr = g.call("PyObject_CallOneArg", f"ptr {_p(g.trap_raiser)}", f"ptr {pa}")
+        g.call("Py_DecRef", f"ptr {pa}", ret="void")
+        g.call("Py_DecRef", f"ptr {rr}", ret="void")  # NULL: it raised, as it should
+        g.emit("br label %fail")
+        g.block(fine)
     if s.status:
         s0 = g.tmp()
         g.emit(f"{s0} = load i64, ptr %status")
@@ -686,6 +712,7 @@ def make_callable(
     guard: tuple[dict[str, Any], str, Any] | None = None,
     keep: Sequence[Any] = (),
     doc: str = "",
+    trap_raiser: Any = None,
 ) -> Any:
     """The built-in function for ``shape`` (see the module docstring).
 
@@ -695,19 +722,24 @@ def make_callable(
     status array when a Python function raised (it raises).  ``fresh``: makes the zero
     array of a fresh shadow from the value.  ``guard``: ``(dict, key, value)``; the call
     falls back unless ``dict[key] is value``.  ``keep``: objects the shape refers to
-    (kept alive with the function).
+    (kept alive with the function).  ``trap_raiser``: called with the address of the trap
+    block when the code called ``exit()`` or ``abort()`` (it raises).
     """
     if not supported():
         raise RuntimeError("native entry points need CPython with a GIL on a 64-bit platform")
     if shape.status and raiser is None:
         raise ValueError("a status array needs a raiser")
+    if shape.traps and trap_raiser is None:
+        raise ValueError("a trap block needs a trap raiser")
     if any(a.fresh for a in shape.args) and fresh is None:
         raise ValueError("a fresh shadow needs the fresh helper")
     names = {n: sys.intern(n) for n in ("val", "dval", "bounds_of")}
     symbol = f"enzpy_pycall_{next(_counter)}"
-    gen = _Gen(shape, names, fallback, raiser, fresh, [ctypes.addressof(a) for a in alive], guard)
+    gen = _Gen(shape, names, fallback, raiser, fresh, [ctypes.addressof(a) for a in alive], guard, trap_raiser)
     text = _ir(shape, symbol, gen)
-    owner = NativeCallable(shape, (fallback, raiser, fresh, tuple(alive), guard, names, tuple(keep), shape))
+    owner = NativeCallable(
+        shape, (fallback, raiser, trap_raiser, fresh, tuple(alive), guard, names, tuple(keep), shape)
+    )
     nat = native()
     with LOCK:
         # A light pipeline and the fast code generator: the body is calls and compares

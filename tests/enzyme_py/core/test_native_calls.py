@@ -481,6 +481,35 @@ def test_clear_cache_and_options_changes(mod: Module) -> None:
     assert gradient(p1, 0.5) == want
 
 
+def test_code_with_exit_traps_through_a_native_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code that may call exit() is compiled with a trap block as its last parameter
+    (enzyme_py._native.traps); the native entry passes one and turns a trapped call into
+    ProgramExit as the ctypes path does.  (Enzyme's derivatives drop the exit() of this
+    function, so its gradient at 20 is 40, on both paths.)"""
+    import ctypes
+
+    m = Module.from_c(
+        "#include <stdlib.h>\n"
+        "double f(double x) { if (x > 10.0) exit(3); return x * x; }\n", name="native-exit"
+    )
+    f = m.function("f")
+    g = gradient_function(f, 0.5)
+    assert _is_native(g) and g.__self__.shape.traps
+    for _ in range(3):
+        gradient(f, 3.0)
+    assert _is_native(f.fast_gradient)
+    with validating_path_fails(m._table):
+        got = [g(3.0), g(20.0), gradient(f, 3.0), gradient(f, 20.0)]
+    monkeypatch.setenv("ENZYME_PY_NATIVE_CALLS", "0")
+    m.clear_cache()
+    assert got == [gradient(f, 3.0), gradient(f, 20.0)] * 2 == [(6.0,), (40.0,)] * 2
+    block = (ctypes.c_int64 * 6)(1, 3)  # what a trapped exit(3) leaves
+    with pytest.raises(ez.ProgramExit, match=r"f: the program called exit\(3\)") as info:
+        _native._trap_raiser("f")(ctypes.addressof(block))
+    assert info.value.status == 3
+    m.close()
+
+
 def test_a_native_entry_keeps_its_mode_alive(mod: Module) -> None:
     """A native entry compares the mode by address: the mode it was built for must stay
     alive, so that a new mode object with other flags never takes its address."""
