@@ -142,7 +142,7 @@ def run_main(argv: Sequence[str]) -> int:
     """Parse run options, run, print the table; the exit status."""
     from benchmarks.native import hand_compiler
     from benchmarks.problems import get_problem
-    from benchmarks.report import FAILED, format_table, format_targets, write_json
+    from benchmarks.report import FAILED, format_latency, format_table, format_targets, write_json
     from benchmarks.runner import RunConfig, run
     from benchmarks.tools import TOOLS, get_tool
 
@@ -184,6 +184,11 @@ def run_main(argv: Sequence[str]) -> int:
     if targets:
         print("\nTargets (one-thread rows of this run):\n")
         print(targets)
+    summary = format_latency(rows)
+    if summary:
+        print("\nCalls from Python and the first gradient (one thread; hand = the hand-written "
+              "adjoint through ctypes):")
+        print(summary)
     if args.json:
         write_json(rows, args.json)
     if not any(r.status == "ok" for r in rows):

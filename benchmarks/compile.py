@@ -11,8 +11,10 @@ Measured in one process, medians of repeated runs:
 * ``autodiff_call_us``: one ``autodiff(...)`` call, validation included;
 * ``autodiff_repeat_call_us``, ``gradient_repeat_call_us``, ``autodiff_call_ratio``: one
   ``autodiff``/``gradient`` call on a function object already called with arguments of
-  the same kinds (the fast path of repeated calls), and ``autodiff() call / bare ctypes
+  the same kinds (the native entry of repeated calls), and ``autodiff() call / bare ctypes
   primal call``, measured alternately with the bare call;
+* ``prepared_call_us``, ``prepared_call_ratio``: one call of ``gradient_function(f, 3.0)``
+  (a prepared derivative), alone and over the bare ctypes call (targets 0.3 us, 2.0);
 * ``cached_module_ms``: a new module of already-compiled IR to a callable derivative;
 * ``*_cpu_ms``: the same compile measurements in CPU time of the calling thread, and
   ``reference_python_us`` (``sum(range(1000))``, about 8-10 us on an idle modern core) to
@@ -70,6 +72,8 @@ TARGETS = {
     "array_compile_ms": 25.0,
     "call_ratio": 1.5,
     "sumsq_ratio": 1.0,
+    "prepared_call_us": 0.3,
+    "autodiff_call_ratio": 2.0,
 }
 
 
@@ -175,6 +179,11 @@ def measure(repeat: int = 30) -> dict[str, float]:
     out["autodiff_repeat_call_us"] = ad / number * 1e6
     out["gradient_repeat_call_us"] = gr / number * 1e6
     out["autodiff_call_ratio"] = ad / bare  # autodiff() call / bare ctypes primal call
+    g = ez.gradient_function(fsq, 3.0)
+    assert g(3.0) == (6.0,)
+    pc, bare2 = _paired(lambda: g(3.0), lambda: pfn(3.0), number, 15)
+    out["prepared_call_us"] = pc / number * 1e6
+    out["prepared_call_ratio"] = pc / bare2
 
     def cached() -> None:
         mod, _, _ = _loaded(SCALAR_IR, "sq", ez.Reverse, ez.Active, (ez.Active(1.0),))

@@ -23,6 +23,7 @@ __all__ = [
     "Row",
     "Target",
     "add_ratios",
+    "format_latency",
     "format_table",
     "format_targets",
     "write_json",
@@ -60,6 +61,12 @@ class Row:
     peak_rss_mib: float | None = None
     max_rel_error: float | None = None
     repeats: int | None = None
+    #: other ways of calling a scalar gradient (``"autodiff"``, ``"prepared"``), s per call
+    latencies: dict[str, float] | None = None
+    #: the first gradient again, in a fresh process whose disk cache the first run filled
+    first_gradient_warm_s: float | None = None
+    #: the hand-written adjoint's ctypes call, timed in the same child as ``call_latency_s``
+    hand_latency_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities become ``None``)."""
@@ -156,6 +163,31 @@ def format_table(rows: Sequence[Row]) -> str:
 def write_json(rows: Sequence[Row], path: Path) -> None:
     """Write the rows as a JSON list of objects (see :class:`Row`)."""
     path.write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n", encoding="utf-8")
+
+
+def format_latency(rows: Sequence[Row]) -> str:
+    """Per-call latency from Python (scalar problems: every way a tool calls its gradient,
+    as a ratio to the hand-written adjoint's ctypes call timed in the same child) and the
+    time to the first gradient (cold, and with a warm disk cache), one line per tool
+    measured with one thread; empty when no row has either."""
+    lines = []
+    for r in rows:
+        if r.status != "ok" or r.threads != "1":
+            continue
+        calls = {"call": r.call_latency_s, **(r.latencies or {})}
+        calls = {k: v for k, v in calls.items() if v is not None}
+        if not calls and r.first_gradient_warm_s is None:
+            continue
+        hand = r.hand_latency_s or next((h.call_latency_s for h in rows if h.problem == r.problem
+                                         and h.tool == "hand" and h.status == "ok"
+                                         and h.threads == "1"), None)
+        latency = ", ".join(f"{k} {_time(v)}" + (f" ({v / hand:.2f}x hand)" if hand else "")
+                            for k, v in calls.items())
+        first = f"first gradient {_time(r.first_gradient_s)}"
+        if r.first_gradient_warm_s is not None:
+            first += f", warm disk cache {_time(r.first_gradient_warm_s)}"
+        lines.append(f"- {r.problem} {r.tool}: {latency + '; ' if latency else ''}{first}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,15 @@ def run(config: RunConfig, progress: Callable[[str], None] | None = None) -> lis
                                     size=size, seed=config.seed, quick=config.quick,
                                     reference_library=str(reference), clock=config.clock,
                                     pin_cpu=_pin_cpu() if threads == "1" else None)
-                    rows.append(_run_child(spec, child_environment(threads, inductor),
-                                           config.timeout_s))
+                    env = child_environment(threads, inductor)
+                    if tool.warm_start:
+                        # cold: an empty disk cache of its own; then warm: the one it filled
+                        env["ENZYME_PY_CACHE_DIR"] = tempfile.mkdtemp(prefix="cache-", dir=tmpdir)
+                    row = _run_child(spec, env, config.timeout_s)
+                    if tool.warm_start and row.status == "ok":
+                        warm = _run_child(dataclasses.replace(spec, first_only=True), env,
+                                          config.timeout_s)
+                        if warm.status == "ok":
+                            row = dataclasses.replace(row, first_gradient_warm_s=warm.first_gradient_s)
+                    rows.append(row)
     return add_ratios(rows)

@@ -49,10 +49,12 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "autodiff",
+    "autodiff_function",
     "autodiff_thunk",
     "config",
     "errors",
     "gradient",
+    "gradient_function",
     "hvp",
     "hvp_and_gradient",
     "inactive",
@@ -93,6 +95,8 @@ _WHERE = {
     "set_runtime_activity": "modes",
     "set_strong_zero": "modes",
     "autodiff_thunk": "split",
+    "autodiff_function": "prepared",
+    "gradient_function": "prepared",
     "hvp": "derivatives",
     "hvp_and_gradient": "derivatives",
     "jacobian": "derivatives",
@@ -150,6 +154,7 @@ if TYPE_CHECKING:
         set_strong_zero,
     )
     from .module import Function, Module
+    from .prepared import autodiff_function, gradient_function
     from .python_functions import lower
     from .rules import inactive, with_derivative
     from .split import autodiff_thunk

@@ -7,6 +7,12 @@ argument layout).  The request is validated there, completely, before any native
 runs: arity, each activity against its parameter, the return activity against the return
 type and the mode, dtypes, contiguity, shadow shapes and writability; invalid requests
 raise :class:`TypeError` or :class:`ValueError` naming the function and the argument.
+
+The common forms, ``autodiff(mode, f, ReturnActivity, *args)``, ``gradient(f, *xs)``
+and ``gradient(mode, f, *xs)``, go straight to the native entry of the kind they were last
+called with (:mod:`enzyme_py._call.native`, stored on the Function or on the Python function's
+table): a JIT-compiled function that checks and converts the arguments as the validating
+path does and hands anything else back to it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._call import request
-from ._call.fast import Table, python_table
+from ._call.fast import Install, Table, python_table, python_tables
 from .activity import Active, Annotation
 from .modes import Mode, Reverse
 from .module import Function
@@ -55,6 +61,11 @@ def _split(args: tuple[Any, ...]) -> tuple[Mode, Any, Any, tuple[Any, ...]]:
     return Reverse, args[0], Active, args[1:]
 
 
+def _holder(f: Any, table: Table) -> Any:
+    """Where the native entries of ``f``'s calls are stored."""
+    return f if type(f) is Function else table
+
+
 def autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
     """``autodiff(mode, f, ReturnActivity, *args)``, or ``autodiff(f, *args)`` for
     ``autodiff(Reverse, f, Active, *args)``.
@@ -70,12 +81,33 @@ def autodiff(*args: Any, seed: Any = None) -> tuple[Any, ...]:
     ``Duplicated`` return takes the result's seed as ``seed=`` (an array shaped like the
     result, or one per lane of a batched call).
     """
-    if len(args) > 2 and type(args[1]) is Function and type(args[0]) is Mode:  # the common call
+    if seed is None and len(args) > 2:
         f = args[1]
-        return f.table.call(request.AUTODIFF, args[0], args[2], f.name, args[3:], f, seed)
+        if type(f) is Function:
+            fast = f.fast_autodiff
+        else:  # a Python function's table, if it has one (python_table_of, inlined)
+            hit = python_tables.get(id(f))
+            fast = hit[1].fast_autodiff if hit is not None and hit[0]() is f else None
+        if fast is not None:
+            return fast(*args)  # type: ignore[no-any-return]
+    return _autodiff(*args, seed=seed)
+
+
+def _unexpected(name: str, kwargs: dict[str, Any]) -> TypeError:
+    """The error Python gives the public function for a keyword it does not take."""
+    return TypeError(f"{name}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
+def _autodiff(*args: Any, seed: Any = None, **kwargs: Any) -> tuple[Any, ...]:
+    """:func:`autodiff` through the call layer (also what a native entry falls back to)."""
+    if kwargs:
+        raise _unexpected("autodiff", kwargs)
     mode, f, ret, rest = _split(args)
     table, name, target = resolve(f, "autodiff")
-    return table.call(request.AUTODIFF, mode, ret, name, rest, target, seed)
+    install: Install | None = None
+    if seed is None and type(args[0]) is Mode:
+        install = (_holder(f, table), "fast_autodiff", (args[0], f, args[2]), _autodiff)
+    return table.call(request.AUTODIFF, mode, ret, name, rest, target, seed, install)  # type: ignore[no-any-return]
 
 
 def gradient(*args: Any) -> tuple[Any, ...]:
@@ -86,13 +118,40 @@ def gradient(*args: Any) -> tuple[Any, ...]:
     ``None``.  ``f`` must return a float scalar.  With ``ReverseWithPrimal`` the result
     is ``(gradients, primal)``.
     """
+    if args:
+        f = args[0]
+        if type(f) is Function:
+            fast = f.fast_gradient
+        elif type(f) is Mode and len(args) > 1:
+            g = args[1]
+            if type(g) is Function:
+                fast = g.fast_gradient_mode
+            else:
+                hit = python_tables.get(id(g))
+                fast = hit[1].fast_gradient_mode if hit is not None and hit[0]() is g else None
+        else:
+            hit = python_tables.get(id(f))
+            fast = hit[1].fast_gradient if hit is not None and hit[0]() is f else None
+        if fast is not None:
+            return fast(*args)  # type: ignore[no-any-return]
+    return _gradient(*args)
+
+
+def _gradient(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """:func:`gradient` through the call layer (also what a native entry falls back to)."""
+    if kwargs:
+        raise _unexpected("gradient", kwargs)
     if not args:
         raise TypeError("gradient needs at least a function")
+    install: Install | None = None
     if isinstance(args[0], Mode):
         mode, f, xs = args[0], args[1] if len(args) > 1 else None, args[2:]
         if not mode.reverse or mode.split:
             raise TypeError("gradient supports Reverse and ReverseWithPrimal only")
+        table, name, target = resolve(f, "gradient")
+        install = (_holder(f, table), "fast_gradient_mode", (mode, f), _gradient)
     else:
         mode, f, xs = Reverse, args[0], args[1:]
-    table, name, target = resolve(f, "gradient")
-    return table.call(request.GRADIENT, mode, None, name, xs, target)
+        table, name, target = resolve(f, "gradient")
+        install = (_holder(f, table), "fast_gradient", (f,), _gradient)
+    return table.call(request.GRADIENT, mode, None, name, xs, target, None, install)  # type: ignore[no-any-return]

@@ -37,6 +37,8 @@ Other variables, read when they are needed:
 ``ENZYME_PY_DISK_CACHE``        ``0`` disables the on-disk cache of compiled derivatives
 ``ENZYME_PY_CACHE_DIR``         its folder (default: the user cache folder ``enzyme-py``)
 ``ENZYME_PY_CACHE_MAX_BYTES``   its size bound (default 512M; suffixes K, M, G)
+``ENZYME_PY_NATIVE_CALLS``      ``0``: repeated calls and prepared derivatives go through
+                                ctypes instead of JIT-compiled native entries (default on)
 ``ENZYME_PY_BLAS``              the BLAS library compiled code calls (``cblas_*``, ``np.dot``;
                                 default: SciPy's OpenBLAS, then ``scipy-openblas32``; see
                                 :mod:`enzyme_py._native.blas`)
@@ -73,6 +75,7 @@ __all__ = [
     "isolation_timeout",
     "llvm_version",
     "loaded_cache_size",
+    "native_calls",
     "options",
     "set_options",
     "worker_limits",
@@ -232,6 +235,11 @@ def clang_override() -> Path | None:
 def loaded_cache_size() -> int:
     """``ENZYME_PY_CACHE_SIZE``: compiled derivatives kept loaded when unused (64)."""
     return _env.integer("ENZYME_PY_CACHE_SIZE", 64, minimum=0)
+
+
+def native_calls() -> bool:
+    """False when ``ENZYME_PY_NATIVE_CALLS`` is ``0``/``false``/``no``/``off``."""
+    return _env.flag("ENZYME_PY_NATIVE_CALLS", True)
 
 
 def disk_cache_enabled() -> bool:

@@ -34,8 +34,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, overload
 
+from ._call.fast import python_table
 from .api import autodiff, gradient
-from .modes import Mode, Reverse
+from .modes import Mode
 from .python_functions import layouts_of
 
 _REFUSED = {
@@ -54,6 +55,8 @@ class JitFunction:
         if not isinstance(dispatcher, Dispatcher):
             raise TypeError(f"JitFunction wraps a numba dispatcher, got {type(dispatcher).__name__}")
         self._dispatcher = dispatcher
+        #: this object's table of prepared calls (enzyme_py._call.fast), once used
+        self._table: Any = None
         functools.update_wrapper(self, dispatcher.py_func)
 
     @property
@@ -88,9 +91,16 @@ class JitFunction:
         return autodiff(mode, self, ret, *args, seed=seed)
 
     def grad(self, *xs: Any) -> tuple[Any, ...]:
-        """``enzyme_py.gradient(Reverse, self, *xs)``: one derivative per argument (bare floats
-        are Active, bare float arrays get a fresh zero shadow, the rest is Const)."""
-        return gradient(Reverse, self, *xs)
+        """``enzyme_py.gradient(self, *xs)`` (reverse mode): one derivative per argument
+        (bare floats are Active, bare float arrays get a fresh zero shadow, the rest is
+        Const)."""
+        table = self._table
+        if table is None:
+            table = self._table = python_table(self)
+        fast = table.fast_gradient  # the native entry of gradient(self, ...), once made
+        if fast is not None:
+            return fast(self, *xs)  # type: ignore[no-any-return]
+        return gradient(self, *xs)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._dispatcher,))

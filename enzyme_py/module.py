@@ -418,7 +418,18 @@ class Function:
     Python arguments map onto the LLVM function (see :mod:`enzyme_py._call.layout`).
     """
 
-    __slots__ = ("__weakref__", "layout", "llvm_signature", "module", "name", "origin", "table")
+    __slots__ = (
+        "__weakref__",
+        "fast_autodiff",
+        "fast_gradient",
+        "fast_gradient_mode",
+        "layout",
+        "llvm_signature",
+        "module",
+        "name",
+        "origin",
+        "table",
+    )
 
     def __init__(self, module: Module, name: str, signature: Signature, layout: Layout) -> None:
         self.module = module
@@ -431,6 +442,12 @@ class Function:
         #: For a lowered Python function: iterates as ``(rebuild, args)``, which lowers it
         #: again in the unpickling process.
         self.origin: Any = None
+        #: The native entries of ``autodiff(mode, self, ...)``, ``gradient(self, ...)`` and
+        #: ``gradient(mode, self, ...)`` (set by the call layer, dropped when the table is
+        #: cleared).
+        self.fast_autodiff: Any = None
+        self.fast_gradient: Any = None
+        self.fast_gradient_mode: Any = None
 
     @property
     def program(self) -> Program:

@@ -7,6 +7,11 @@ of each array, numba's bounds-check setting) into a module of its own; the resul
 arguments onto the module's entry point.  From there every transform takes it exactly as
 it takes a C or IR function.  :func:`lower` gives it to the user who wants to see it.
 
+A lowering is also kept on disk (:mod:`enzyme_py._compile.lowercache`): a fresh process
+that needs the lowering of the same function (same code, same values of the globals and
+closure cells it reads, same argument layout, same numba) reads the module from there and
+runs neither numba's compiler nor, for a plain function, numba's import.
+
 Invariant: lowerings are held weakly by the Python function object: when the function is
 garbage, its modules and compiled code go with it.
 """
@@ -34,9 +39,11 @@ from ._call.layout import (
     TupleResult,
     VoidResult,
 )
+from ._compile import lowercache
 from ._native.library import native
-from ._numba import STATUS_WORDS, classify, config_key
+from ._numba import STATUS_WORDS, Lowered, classify, config_key
 from ._numba import lower as numba_lower
+from ._numba.runtime import runtime_symbols
 from ._numba.types import SCALAR_KINDS
 from .activity import Annotation
 from .errors import LibraryError
@@ -126,13 +133,22 @@ def function_for(f: Any, args: Sequence[Any]) -> Function:
         hit = table.get(key)
         if hit is not None and not hit.module.closed:
             return hit
-        try:
-            low = numba_lower(target, specs)
-        except LibraryError:
-            raise
-        except ArtifactError as exc:
-            raise LibraryError(str(exc)) from None
-        fn = from_lowered(low, getattr(f, "__enzyme_py_edit__", None))
+        edit = getattr(f, "__enzyme_py_edit__", None)
+        disk_key = lowercache.key(target, specs)
+        cached = lowercache.load(disk_key) if disk_key is not None else None
+        if cached is not None:
+            fn = _from_cached(cached, edit)
+        else:
+            try:
+                low = numba_lower(target, specs)
+            except LibraryError:
+                raise
+            except ArtifactError as exc:
+                raise LibraryError(str(exc)) from None
+            module = _module_of(low, _producer())
+            if disk_key is not None:
+                lowercache.store(disk_key, low, module.bitcode, _producer())
+            fn = _function_of(low, module, edit)
         example = tuple(np.zeros(v.shape, v.dtype) if isinstance(v, np.ndarray) else v for v in values)
         ref = weakref.ref(f) if _weakrefable(f) else (lambda f=f: f)
         fn.origin = _Origin(ref, example)
@@ -161,12 +177,32 @@ def from_lowered(low: Any, edit: Callable[[Module], Module] | None = None) -> Fu
     """The Function of a :class:`~enzyme_py._numba.Lowered` (its module parsed, with the
     native libraries of its LLVM major loaded); ``edit`` changes the module first (the
     custom rules of :mod:`enzyme_py.rules`)."""
-    native(low.llvm_major, needed_by=f"{low.qualname}, compiled by {_producer()},")
-    module = Module.from_ir(low.ir, name=low.entry, symbols=dict(low.symbols))
+    return _function_of(low, _module_of(low, _producer()), edit)
+
+
+def _module_of(low: Lowered, producer: str, bitcode: bytes | None = None,
+               symbols: dict[str, int] | None = None) -> Module:
+    """The module of a lowering: its IR text parsed, or its cached ``bitcode``."""
+    native(low.llvm_major, needed_by=f"{low.qualname}, compiled by {producer},")
+    syms = dict(low.symbols) if symbols is None else symbols
+    if bitcode is not None:
+        return Module.from_bitcode(bitcode, name=low.entry, symbols=syms)
+    return Module.from_ir(low.ir, name=low.entry, symbols=syms)
+
+
+def _function_of(low: Lowered, module: Module, edit: Callable[[Module], Module] | None) -> Function:
     if edit is not None:
         module = edit(module)
     raw = module.function(low.entry)
     return module.function(low.entry, layout=_layout(low, raw))
+
+
+def _from_cached(cached: lowercache.CachedLowering, edit: Callable[[Module], Module] | None) -> Function:
+    """The Function of a lowering read from disk (numba is imported only when its code
+    calls one of numba's runtime helpers)."""
+    low = cached.lowered
+    symbols = dict(runtime_symbols(cached.symbol_names)) if cached.symbol_names else {}
+    return _function_of(low, _module_of(low, cached.producer, cached.bitcode, symbols), edit)
 
 
 def _weakrefable(f: Any) -> bool:

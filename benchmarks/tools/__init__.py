@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -35,19 +35,25 @@ class Prepared:
     frameworks wait for the result). ``gradient_value`` returns the gradient as float64 NumPy
     arrays, one per active argument. ``latency`` (scalar problems only) takes a Python float and
     returns the derivative as a Python float: the cost of calling the gradient from Python.
+    ``latencies``: other ways of calling it, timed the same way (e.g. ``"autodiff"``,
+    ``"prepared"``), each checked to return the same derivative as ``latency``.
     """
 
     primal: Callable[[], object]
     gradient: Callable[[], object]
     gradient_value: Callable[[], tuple[Array, ...]]
     latency: Callable[[float], float] | None = None
+    latencies: dict[str, Callable[[float], float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Tool:
     """A tool: its name in tables, what it is, what must be importable, whether its runtime
     uses several threads (then a run with the default thread count is reported too), whether
-    ``--quick`` includes it by default, and the problems it is not run on, with the reason."""
+    ``--quick`` includes it by default, the problems it is not run on, with the reason, and
+    whether it has an on-disk cache (``warm_start``: each case runs with an empty private
+    ``ENZYME_PY_CACHE_DIR``, then a second child with the filled one times the first gradient
+    again)."""
 
     name: str
     description: str
@@ -56,6 +62,7 @@ class Tool:
     threaded: bool = False
     quick: bool = True
     skip: tuple[tuple[str, str], ...] = ()
+    warm_start: bool = False
 
     def skip_reason(self, problem_id: str) -> str | None:
         """Why this tool is not run on ``problem_id`` (a measured limitation), or ``None``."""
@@ -79,9 +86,9 @@ TOOLS: dict[str, Tool] = {
              skip=(("P4N", ("its shared library would need a BLAS exporting the plain CBLAS "
                             "names, which the BLAS of this environment (SciPy's) does not")),)),
         Tool("enzyme_py_c", "enzyme_py on the C source (Module.from_c + gradient)",
-             "benchmarks.tools.enzyme_py_c", ("enzyme_py",)),
+             "benchmarks.tools.enzyme_py_c", ("enzyme_py",), warm_start=True),
         Tool("enzyme_py_numba", "enzyme_py on the Numba form (@enzyme_py.jit + .grad)",
-             "benchmarks.tools.enzyme_py_numba", ("enzyme_py", "numba")),
+             "benchmarks.tools.enzyme_py_numba", ("enzyme_py", "numba"), warm_start=True),
         Tool("jax", "JAX jit(grad), CPU", "benchmarks.tools.jax_tool", ("jax",), threaded=True),
         Tool("torch", "PyTorch eager autograd, CPU", "benchmarks.tools.torch_tool", ("torch",),
              threaded=True),

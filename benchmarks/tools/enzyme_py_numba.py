@@ -28,7 +28,7 @@ def setup(threads: int | None) -> None:
     del threads
     import numba  # noqa: F401
 
-    import enzyme_py  # noqa: F401
+    from enzyme_py import autodiff, gradient, gradient_function, jit  # noqa: F401
 
 
 def prepare(problem: Problem, inputs: Inputs, workdir: Path) -> Prepared:
@@ -49,9 +49,15 @@ def prepare(problem: Problem, inputs: Inputs, workdir: Path) -> Prepared:
         return tuple(np.array(g[i], dtype=np.float64) for i in inputs.active)
 
     latency = None
+    latencies = {}
     if len(args) == 1 and isinstance(args[0], float):
+        from benchmarks.tools.enzyme_py_c import scalar_latencies
+
+        grad = f.grad
+        _, latencies = scalar_latencies(f, args[0])
+
         def latency(x: float) -> float:
-            return float(f.grad(x)[0])
+            return grad(x)[0]  # type: ignore[no-any-return]
 
     return Prepared(primal=lambda: f(*args), gradient=gradient, gradient_value=gradient_value,
-                    latency=latency)
+                    latency=latency, latencies=latencies)

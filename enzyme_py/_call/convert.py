@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._compile.plan import ArgPlan
+from .._native.pycall import ArgIn
 
 __all__ = ["ArgConv", "KindMismatch"]
 
@@ -28,3 +29,6 @@ class ArgConv:
     #: reverse mode: the entry parameter whose derivative is this argument's result (-1: none)
     deriv: int = -1
     fresh: bool = False
+    #: the same checks and conversion for a native entry (:mod:`enzyme_py._call.native`);
+    #: None when this kind has none
+    native: ArgIn | None = None

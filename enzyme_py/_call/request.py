@@ -29,6 +29,7 @@ import numpy as np
 from .. import config
 from .._compile.plan import FORWARD, HVP, PRIMAL, REVERSE, SPLIT, ArgPlan, Plan, output_names
 from .._native.ffi.enzyme import DiffeType
+from .._native.pycall import ArgIn, ArrayIn, ScalarIn
 from .._native.types import DTYPES, KIND_OF_DTYPE
 from ..activity import (
     Active,
@@ -263,6 +264,23 @@ def _value_type_check(a_val: Any) -> Callable[[Any], bool]:
     return lambda v: type(v) is vk
 
 
+def _scalar_in(value: Any, p: ScalarParam) -> ScalarIn | None:
+    """The native conversion of a scalar of ``value``'s type for ``p`` (None for a 0-d
+    array, which the converter unwraps)."""
+    t = type(value)
+    if t is np.ndarray:
+        return None
+    return ScalarIn(t, p.kind, p.lo, p.hi)
+
+
+def _array_in(value: np.ndarray[Any, Any], p: PointerParam | ArrayParam) -> ArrayIn:
+    return ArrayIn(value.dtype, value.ndim, not p.readonly, isinstance(p, ArrayParam))
+
+
+def _native_arg(value: ScalarIn | ArrayIn | None, **kw: Any) -> ArgIn | None:
+    return None if value is None else ArgIn(value, **kw)
+
+
 def _shape_plans(p: PointerParam | ArrayParam) -> tuple[ArgPlan, ...]:
     if isinstance(p, ArrayParam):
         return (ArgPlan("i64", None, DiffeType.CONSTANT),) * p.ndim
@@ -294,6 +312,7 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
                 return (n,), (), None
 
             return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
+        native = _native_arg(_scalar_in(value, p), wrapper=Const, const=True) if wrapped else None
         if wrapped:
 
             def conv(c: Any) -> Any:
@@ -302,6 +321,7 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
                 return (num(c.val),), (), None
 
         else:
+            native = _native_arg(_scalar_in(value, p))
             t = type(a)
             if t is float and p.is_float:
 
@@ -317,7 +337,7 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
                         raise KindMismatch
                     return (num(v),), (), None
 
-        return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
+        return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),), native=native)
     kind = _array_kind(value, p, what, float_only=False)
     ro = p.readonly
     dt, nd = value.dtype, value.ndim
@@ -341,7 +361,8 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
 
     else:
         conv = arr
-    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.CONSTANT), *_shape_plans(p)))
+    native = ArgIn(_array_in(value, p), wrapper=Const if wrapped else None)
+    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.CONSTANT), *_shape_plans(p)), native=native)
 
 
 def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
@@ -375,7 +396,8 @@ def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
                 raise KindMismatch
             return (_real(b.val, what),), (), None
 
-    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),))
+    native = _native_arg(_scalar_in(a.val, p), wrapper=Active)
+    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),), native=native)
 
 
 def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
@@ -397,7 +419,9 @@ def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
                 raise KindMismatch
             return (_real(d.val, what), _real(d.dval, what + " (tangent)")), (), None
 
-        return ArgConv(conv, (ArgPlan(p.kind, None, act),))
+        sv, sd = _scalar_in(a.val, p), _scalar_in(a.dval, p)
+        native = ArgIn(sv, wrapper=t, shadow=sd) if sv is not None and sd is not None else None
+        return ArgConv(conv, (ArgPlan(p.kind, None, act),), native=native)
     kind = _array_kind(a.val, p, what, float_only=True)
     _shadow_kind(a.val, a.dval, what)
     ro = p.readonly
@@ -418,7 +442,10 @@ def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
             return (address_of(x), address_of(dx), *x.shape), (x, dx), None
         return (address_of(x), address_of(dx)), (x, dx), None
 
-    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
+    native = None
+    if dnd == nd:  # otherwise every call raises (shapes differ): the converter's message
+        native = ArgIn(_array_in(a.val, p), wrapper=t, shadow=ArrayIn(dt, dnd, True, False))
+    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)), native=native)
 
 
 def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
@@ -505,7 +532,8 @@ def _fresh_conv(p: PointerParam | ArrayParam, a: Any, what: str) -> ArgConv:
             return (address_of(x), address_of(dx), *x.shape), (x, dx), dx
         return (address_of(x), address_of(dx)), (x, dx), dx
 
-    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.DUP_ARG), *_shape_plans(p)), fresh=True)
+    native = ArgIn(_array_in(a, p), fresh=True)
+    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.DUP_ARG), *_shape_plans(p)), fresh=True, native=native)
 
 
 def _hvp_conv(p: PointerParam | ArrayParam, a: HvpArg, what: str) -> ArgConv:
@@ -547,7 +575,7 @@ def _bare_active_conv(p: ScalarParam, a: Any, what: str) -> ArgConv:
                 raise KindMismatch
             return (_real(v, what),), (), None
 
-    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),))
+    return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),), native=_native_arg(_scalar_in(a, p)))
 
 
 def _arg_conv(layout: Layout, i: int, a: Any, route: str, reverse: bool) -> ArgConv:
@@ -728,6 +756,10 @@ class Spec:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: ``run`` specialised for this spec (see :meth:`_runner`)
     _run: Callable[[Sequence[Any], Any], Any] | None = None
+    #: calls served through the call layer (a native entry is built after a few)
+    uses: int = 0
+    #: native entries built for this spec, per form (:mod:`enzyme_py._call.native`)
+    natives: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._run = self._runner()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import CompileError, UnsupportedError
+from . import sourcecache
 
 __all__ = ["C_FLAGS", "PLUGIN_ATTRIBUTES", "compile_c", "find_clang", "rewrite_plugin_attributes"]
 
@@ -200,17 +201,28 @@ def _safe(name: str) -> str:
 
 
 def compile_c(source: str, flags: Sequence[str], name: str, major: int, *, suffix: str = ".c") -> bytes:
-    """Bitcode of ``source`` (``suffix`` picks the language: ``.c`` or ``.cpp``)."""
+    """Bitcode of ``source`` (``suffix`` picks the language: ``.c`` or ``.cpp``); from the
+    disk cache when the same source, command and clang compiled it before
+    (:mod:`.sourcecache`)."""
     clang = find_clang(major)
     language = "c++" if suffix in (".cpp", ".cc", ".cxx") else "c"
+    extra = list(map(str, flags))
+    lang = [] if "-x" in extra else ["-x", language]  # a -x of the caller's decides
+    args = [*C_FLAGS, *extra, *lang, "-"]
+    disk = sourcecache.key(clang, args, source)
+    if disk is not None:
+        cached = sourcecache.load(disk)
+        if cached is not None:
+            return cached
     with tempfile.TemporaryDirectory(prefix="enzyme_py_") as tmp:
         out = Path(tmp) / f"{_safe(name)}.bc"
+        deps = Path(tmp) / "deps.d"
         # The source comes on stdin: the bitcode holds no temporary path, so the same source
         # gives the same bitcode (and disk-cache keys) in every process; the caller's working
         # folder stays the one relative -I flags refer to.
-        extra = list(map(str, flags))
-        lang = [] if "-x" in extra else ["-x", language]  # a -x of the caller's decides
-        cmd = [str(clang), *C_FLAGS, *extra, *lang, "-", "-o", str(out)]
+        cmd = [str(clang), *args, "-o", str(out)]
+        if disk is not None:
+            cmd += sourcecache.dependency_flags(deps)
         try:
             proc = subprocess.run(
                 cmd, input=source, capture_output=True, text=True, timeout=300, check=False
@@ -221,4 +233,7 @@ def compile_c(source: str, flags: Sequence[str], name: str, major: int, *, suffi
             raise CompileError(
                 f"clang failed on source {name!r} (exit status {proc.returncode})", proc.stderr
             )
-        return out.read_bytes()
+        data = out.read_bytes()
+        if disk is not None and deps.exists():
+            sourcecache.store(disk, data, sourcecache.read_dependencies(deps))
+        return data

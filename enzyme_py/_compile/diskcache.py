@@ -1,7 +1,12 @@
-"""The on-disk cache of compiled derivatives (object code plus how to call it).
+"""The on-disk cache of compiled derivatives (object code plus how to call it), and of
+the steps before them: numba's lowering of a Python function, clang's bitcode of C
+source, the choice of native libraries.
 
 A new process that asks for a derivative another process already compiled loads the
-object code from disk instead of running Enzyme and the optimiser again.
+object code from disk instead of running Enzyme and the optimiser again; with the
+lowering of a Python function and the bitcode of C source on disk too, it runs neither
+numba's compiler nor clang (see :mod:`.lowercache` and :mod:`.sourcecache` for their
+keys).
 
 Key: SHA-256 of the module content (bitcode hash), the request's
 :class:`~enzyme_py._compile.plan.Plan` (function, mode, activities, element types, return
@@ -11,12 +16,17 @@ path, size, modification time, inode), libLLVM (major, path, size, modification 
 the target triple, the CPU name and features, and this cache's format version.
 Absolute addresses (``Module.symbols``) are not part of object code and not of the key.
 
-Layout: ``<dir>/v2/<k[:2]>/<k>.ezc``; one file per entry::
+Layout: ``<dir>/v2/<k[:2]>/<k><suffix>``; one file per entry, the suffix naming its kind
+(:data:`KINDS`: ``.ezc`` compiled code, ``.ezl`` a lowered Python function, ``.ezb``
+clang's bitcode, ``.ezn`` the native libraries' choice, see
+:mod:`enzyme_py._native.remembered`)::
 
-    magic b"EZPYC2\\n\\0" | sha256(rest) 32 bytes | meta length u32 | meta JSON | object code
+    magic b"EZPYC2\\n\\0" | sha256(rest) 32 bytes | meta length u32 | meta JSON | payload
 
 The meta JSON holds the entry's full key, compared on every read: an entry whose bytes
-belong to another key (copied or renamed over) is dropped like a corrupt one.
+belong to another key (copied or renamed over) is dropped like a corrupt one.  The
+payload of compiled code is its object code; other kinds keep their bytes there
+(:meth:`DiskCache.get_blob`, :meth:`DiskCache.put_blob`).
 
 Invariants:
 
@@ -57,24 +67,30 @@ from typing import Any
 from enzyme_artifacts.elf import NotElfError, read_soname
 
 from .. import config
+from .._native import remembered
 from .._native.library import native
 from .plan import CompiledCode, Plan
 
 __all__ = [
+    "KINDS",
     "CacheInfo",
     "DiskCache",
+    "blob_key",
     "cache_dir",
     "default_cache",
     "enabled",
     "max_bytes",
     "reset_stats",
+    "source_identity",
     "stats",
 ]
 
 _MAGIC = b"EZPYC2\n\0"
 _FORMAT = "v2"
-_SUFFIX = ".ezc"
 _HEAD = len(_MAGIC) + 32 + 4
+#: Entry kinds and their file suffixes (``code``: compiled derivatives).
+KINDS = {"code": ".ezc", "lowered": ".ezl", "bitcode": ".ezb", "native": remembered.SUFFIX}
+_SUFFIXES = frozenset(KINDS.values())
 DEFAULT_MAX_BYTES = config.DEFAULT_CACHE_MAX_BYTES
 
 #: Options that do not change the code produced.
@@ -101,7 +117,11 @@ def max_bytes() -> int:
 # --------------------------------------------------------------------------- statistics
 
 _stats_lock = threading.Lock()
-_stats = {"hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0, "errors": 0}
+_COUNTERS = ("hits", "misses", "stores", "corrupt")
+_stats = {
+    "hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0, "errors": 0,
+    **{f"{kind}_{c}": 0 for kind in ("lowered", "bitcode") for c in _COUNTERS},
+}
 
 
 def _count(name: str, n: int = 1) -> None:
@@ -109,9 +129,15 @@ def _count(name: str, n: int = 1) -> None:
         _stats[name] += n
 
 
+def _kind_counter(kind: str, name: str) -> str:
+    return name if kind == "code" else f"{kind}_{name}"
+
+
 def stats() -> dict[str, int]:
-    """This process's counters: ``hits``, ``misses``, ``stores``, ``corrupt``,
-    ``evicted`` and ``errors`` (I/O failures, which never fail a request)."""
+    """This process's counters: ``hits``, ``misses``, ``stores``, ``corrupt`` (of
+    compiled code), ``evicted`` and ``errors`` (I/O failures, which never fail a
+    request), and the same four for lowerings and C bitcode (``lowered_hits``,
+    ``bitcode_misses``, ...)."""
     with _stats_lock:
         return dict(_stats)
 
@@ -178,19 +204,18 @@ def _options_identity(opts: config.Options) -> dict[str, Any]:
 _source: str | None = None
 
 
+def source_identity() -> str:
+    """The identity of enzyme_py's Python sources (see :func:`cache_key`)."""
+    return _source_identity()
+
+
 def _source_identity() -> str:
     """Identity of this package's Python sources (name, size and modification time of
     its modules and C-API profiles), so that a change to the code generator
     invalidates entries."""
     global _source
     if _source is None:
-        package = Path(__file__).resolve().parent.parent
-        digest = hashlib.sha256()
-        for path in sorted(package.rglob("*.py")):
-            with contextlib.suppress(OSError):
-                st = path.stat()
-                digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        _source = digest.hexdigest()
+        _source = remembered.tree_identity(Path(__file__).resolve().parent.parent, (".py",))
     return _source
 
 
@@ -208,7 +233,38 @@ def cache_key(content_hash: str, plan: Plan, opts: config.Options | None = None)
     return hashlib.sha256(blob).hexdigest()
 
 
+def blob_key(kind: str, doc: dict[str, Any]) -> str:
+    """The hex key of an entry of ``kind`` described by ``doc`` (JSON-able values; the
+    format version and the kind are added)."""
+    blob = json.dumps({"format": _FORMAT, "kind": kind, **doc}, sort_keys=True, default=repr).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
 # --------------------------------------------------------------------------- entries
+
+
+def _pack(meta: dict[str, Any], payload: bytes) -> bytes:
+    meta_b = json.dumps(meta, sort_keys=True).encode()
+    rest = struct.pack("<I", len(meta_b)) + meta_b + payload
+    return _MAGIC + hashlib.sha256(rest).digest() + rest
+
+
+def _unpack(data: bytes, key: str) -> tuple[dict[str, Any], bytes] | None:
+    """``(meta, payload)`` of an entry's bytes when they are whole and hold ``key``."""
+    if len(data) < _HEAD or data[: len(_MAGIC)] != _MAGIC:
+        return None
+    digest = data[len(_MAGIC) : len(_MAGIC) + 32]
+    rest = memoryview(data)[len(_MAGIC) + 32 :]
+    if hashlib.sha256(rest).digest() != digest:
+        return None
+    (n,) = struct.unpack_from("<I", rest, 0)
+    try:
+        meta = json.loads(bytes(rest[4 : 4 + n]))
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or meta.pop("key", None) != key:
+        return None  # another entry's bytes under this name
+    return meta, bytes(rest[4 + n :])
 
 
 def _encode(code: CompiledCode, key: str) -> bytes | None:
@@ -227,8 +283,7 @@ def _encode(code: CompiledCode, key: str) -> bytes | None:
         return None
     if {k: _tuples(v) for k, v in json.loads(meta_b).items()} != meta:
         return None
-    rest = struct.pack("<I", len(meta_b)) + meta_b + code.object_code
-    return _MAGIC + hashlib.sha256(rest).digest() + rest
+    return _pack(meta, code.object_code)
 
 
 def _tuples(value: Any) -> Any:
@@ -239,32 +294,28 @@ def _tuples(value: Any) -> Any:
 
 
 def _decode(data: bytes, key: str, plan: Plan) -> CompiledCode | None:
-    if len(data) < _HEAD or data[: len(_MAGIC)] != _MAGIC:
+    got = _unpack(data, key)
+    if got is None:
         return None
-    digest = data[len(_MAGIC) : len(_MAGIC) + 32]
-    rest = memoryview(data)[len(_MAGIC) + 32 :]
-    if hashlib.sha256(rest).digest() != digest:
-        return None
-    (n,) = struct.unpack_from("<I", rest, 0)
+    meta, payload = got
     try:
-        meta = json.loads(bytes(rest[4 : 4 + n]))
-        if not isinstance(meta, dict) or meta.pop("key", None) != key:
-            return None  # another entry's bytes under this name
         values = {k: _tuples(v) for k, v in meta.items()}
-        return CompiledCode(object_code=bytes(rest[4 + n :]), plan=plan, **values)
+        return CompiledCode(object_code=payload, plan=plan, **values)
     except (ValueError, TypeError):
         return None
 
 
 @dataclass(frozen=True)
 class CacheInfo:
-    """What :meth:`DiskCache.info` reports."""
+    """What :meth:`DiskCache.info` reports: ``entries`` and ``total_bytes`` over every
+    kind, ``kinds`` the number of entries of each kind that has any."""
 
     path: str
     enabled: bool
     entries: int
     total_bytes: int
     max_bytes: int
+    kinds: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class DiskCache:
@@ -278,9 +329,9 @@ class DiskCache:
     def _data(self) -> Path:
         return self.root / _FORMAT
 
-    def path_for(self, key: str) -> Path:
-        """Where the entry of ``key`` lives."""
-        return self._data / key[:2] / f"{key}{_SUFFIX}"
+    def path_for(self, key: str, kind: str = "code") -> Path:
+        """Where the entry of ``key`` (of ``kind``) lives."""
+        return self._data / key[:2] / f"{key}{KINDS[kind]}"
 
     def get(self, key: str, plan: Plan) -> CompiledCode | None:
         """The entry of ``key`` (touched for the LRU), or None.  A corrupted entry is
@@ -305,16 +356,59 @@ class DiskCache:
         _count("hits")
         return code
 
+    def get_blob(self, kind: str, key: str) -> tuple[dict[str, Any], bytes] | None:
+        """``(meta, payload)`` of the ``kind`` entry of ``key`` (touched for the LRU), or
+        None; a corrupted entry is removed and counted."""
+        path = self.path_for(key, kind)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            _count(_kind_counter(kind, "misses"))
+            return None
+        except OSError:
+            _count("errors")
+            return None
+        got = _unpack(data, key)
+        if got is None:
+            _count(_kind_counter(kind, "corrupt"))
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        _count(_kind_counter(kind, "hits"))
+        return got
+
+    def put_blob(self, kind: str, key: str, meta: dict[str, Any], payload: bytes) -> bool:
+        """Store a ``kind`` entry (``meta`` must be JSON-able) atomically; False when it
+        could not be stored (never raises for I/O problems)."""
+        try:
+            blob = _pack({**meta, "key": key}, payload)
+        except (TypeError, ValueError):
+            return False
+        return self._write(kind, key, blob)
+
+    def discard(self, kind: str, key: str) -> None:
+        """Remove the ``kind`` entry of ``key`` if there is one (it proved stale)."""
+        with contextlib.suppress(OSError):
+            self.path_for(key, kind).unlink()
+
     def put(self, key: str, code: CompiledCode) -> bool:
         """Store ``code`` atomically; evict when over the bound.  False when it could not
         be stored (never raises for I/O problems: the cache is an optimisation)."""
         blob = _encode(code, key)
-        if blob is None or (self.limit and len(blob) > self.limit) or self.limit == 0:
+        if blob is None:
             return False
-        path = self.path_for(key)
+        return self._write("code", key, blob)
+
+    def _write(self, kind: str, key: str, blob: bytes) -> bool:
+        if (self.limit and len(blob) > self.limit) or self.limit == 0:
+            return False
+        path = self.path_for(key, kind)
+        suffix = KINDS[kind]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(blob)
@@ -326,7 +420,7 @@ class DiskCache:
         except OSError:
             _count("errors")
             return False
-        _count("stores")
+        _count(_kind_counter(kind, "stores"))
         self._maybe_evict(len(blob))
         return True
 
@@ -337,7 +431,7 @@ class DiskCache:
             if not sub.is_dir():
                 continue
             for p in sub.iterdir():
-                if p.suffix == _SUFFIX and not p.name.startswith(".tmp-"):
+                if p.suffix in _SUFFIXES and not p.name.startswith(".tmp-"):
                     with contextlib.suppress(FileNotFoundError):
                         yield p, p.stat()
 
@@ -380,12 +474,18 @@ class DiskCache:
     def info(self) -> CacheInfo:
         """Entry count and total size."""
         entries = list(self._entries())
+        by_suffix = {suffix: kind for kind, suffix in KINDS.items()}
+        kinds: dict[str, int] = {}
+        for p, _ in entries:
+            kind = by_suffix[p.suffix]
+            kinds[kind] = kinds.get(kind, 0) + 1
         return CacheInfo(
             path=str(self.root),
             enabled=enabled(),
             entries=len(entries),
             total_bytes=sum(st.st_size for _, st in entries),
             max_bytes=self.limit,
+            kinds=kinds,
         )
 
     def clear(self) -> tuple[int, int]:
@@ -400,7 +500,7 @@ class DiskCache:
                 with contextlib.suppress(FileNotFoundError):
                     st = p.stat()
                     p.unlink()
-                    if p.suffix == _SUFFIX and not p.name.startswith(".tmp-"):
+                    if p.suffix in _SUFFIXES and not p.name.startswith(".tmp-"):
                         count += 1
                         size += st.st_size
             with contextlib.suppress(OSError):

@@ -61,6 +61,8 @@ class LoadedCode(Closing):
     ``close()`` removes the code from the JIT; ``cfunc`` must not be called afterwards
     (the wrapper forgets it, so use through this object raises :class:`ValueError`).
     ``state``: the state object the code links against (kept loaded as long as this is).
+    ``alive``: a C word that is 1 while the code is loaded and 0 from the moment
+    ``close()`` starts (native entries read it before every call).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class LoadedCode(Closing):
                     "this process, or given with Module.from_ir(..., symbols={name: address})"
                 ) from None
         self._object: jit.JITObject | None = obj
+        self.alive = ctypes.c_int32(1)
         self._cfunc: Any = function_type(compiled.params, compiled.result)(self.address)
         self.out_type = out_struct_type(compiled.out_fields) if compiled.out_fields else None
 
@@ -113,6 +116,9 @@ class LoadedCode(Closing):
 
     def close(self) -> None:
         """Remove the code from the JIT (idempotent)."""
+        alive = getattr(self, "alive", None)
+        if alive is not None:
+            alive.value = 0
         obj, self._object = self._object, None
         self._cfunc = None
         if obj is not None:

@@ -20,6 +20,7 @@ modules with equal content and different ``symbols=``) is compiled afresh instea
 
 from __future__ import annotations
 
+import ctypes
 import secrets
 import threading
 import weakref
@@ -121,6 +122,8 @@ class Program:
         self._state: StateObject | None = None
         self._constructed = False
         self.closed = False
+        #: 1 until :meth:`close` (native entries of this program's code read it)
+        self.alive = ctypes.c_int32(1)
 
     def _key(self, plan: Plan) -> tuple[Any, ...]:
         return (self.content_hash, plan, config.options(), tuple(sorted(self.symbols.items())))
@@ -179,6 +182,7 @@ class Program:
 
     def close(self) -> None:
         """Release all code and unload the state (idempotent)."""
+        self.alive.value = 0
         self.clear()
         self.closed = True
         state, self._state = self._state, None

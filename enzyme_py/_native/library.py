@@ -2,12 +2,19 @@
 
 The libraries come from :func:`enzyme_artifacts.resolve` (never from a path of our own),
 or, in an isolation worker, from the paths its parent pinned (:func:`pin`).  libLLVM-N is
-loaded first with ``RTLD_GLOBAL`` (the plugin binds to its symbols), then the plugin.  Its
-Enzyme C-API profile is the one :mod:`enzyme_artifacts` identified by probing it in a child
-process (:func:`enzyme_artifacts.plugin.identify_plugin`); here it is checked once more
-against the binary (exported symbols, and the C signatures an assertions build carries) and
+loaded first with ``RTLD_GLOBAL`` (the plugin binds to its symbols); the plugin is loaded
+when Enzyme is first needed (:attr:`Native.enzyme`), so that a process that only parses
+modules and loads compiled code from the disk cache never loads it.  Its Enzyme C-API
+profile is the one :mod:`enzyme_artifacts` identified by probing it in a child process
+(:func:`enzyme_artifacts.plugin.identify_plugin`); here it is checked once more against
+the binary (exported symbols, and the C signatures an assertions build carries) and
 smoke-tested (a logic and a type analysis are created and freed) before any other Enzyme
 function is called, and bound through the profile's module (:mod:`.ffi`).
+
+A choice that was loaded and checked is remembered in the disk cache folder
+(:mod:`.remembered`): a later process with the same request and environment loads the
+same files, if they are unchanged, without asking enzyme_artifacts again (nor probing the
+plugin) or re-reading the plugin for its profile check.
 
 Environment: ``ENZYME_PY_LLVM_VERSION`` (see :mod:`enzyme_py.config`).
 
@@ -27,7 +34,7 @@ from typing import Any
 
 from .. import config
 from ..errors import LibraryError
-from . import reports
+from . import remembered, reports
 from .ffi import LOCK, Binding
 from .ffi import llvm as llvm_decl
 from .ffi.enzyme import ERROR_HANDLER, load_profile
@@ -59,15 +66,15 @@ def error_message(llvm: Any, err: int | None) -> str | None:
 class Native:
     """The loaded libraries of this process and what was learnt about the host.
 
-    ``llvm``/``enzyme``: the :class:`~enzyme_py._native.ffi.Binding` of each library;
+    ``llvm``/``enzyme``: the :class:`~enzyme_py._native.ffi.Binding` of each library
+    (the plugin is loaded and checked on first access to ``enzyme`` or ``profile``);
     ``profile``: the C-API profile module (see :mod:`enzyme_py._native.ffi.enzyme`).
     """
 
     def __init__(
         self,
         llvm: Binding,
-        enzyme: Binding,
-        profile: ModuleType,
+        choice: Pinned,
         *,
         llvm_path: Path,
         enzyme_path: Path,
@@ -75,8 +82,9 @@ class Native:
         capi: str,
     ) -> None:
         self.llvm = llvm
-        self.enzyme = enzyme
-        self.profile = profile
+        self._choice = choice
+        self._enzyme: Binding | None = None
+        self._profile: ModuleType | None = None
         self.llvm_path = llvm_path
         self.enzyme_path = enzyme_path
         self.llvm_major = llvm_major
@@ -90,6 +98,54 @@ class Native:
         #: The handler given to every new context (the trampolines' once they are built).
         self.context_diagnostic_handler: Any = self.diagnostic_handler
 
+    @property
+    def enzyme(self) -> Binding:
+        """The plugin's binding (loaded and checked on first use)."""
+        e = self._enzyme
+        if e is None:
+            e = self._load_enzyme()
+        return e
+
+    @property
+    def profile(self) -> ModuleType:
+        """The C-API profile module (the plugin is loaded first)."""
+        if self._profile is None:
+            self._load_enzyme()
+        assert self._profile is not None
+        return self._profile
+
+    def _load_enzyme(self) -> Binding:
+        with LOCK:
+            if self._enzyme is not None:
+                return self._enzyme
+            choice = self._choice
+            try:
+                enzyme_cdll = ctypes.CDLL(str(choice.enzyme_path), mode=ctypes.RTLD_GLOBAL)
+            except OSError as e:
+                raise LibraryError(
+                    f"could not load the Enzyme plugin {choice.enzyme_path}: {e}. It must be built "
+                    f"for the same LLVM as {choice.llvm_path}"
+                ) from None
+            enzyme = Binding(enzyme_cdll, {}, str(choice.enzyme_path))
+            _check_profile(enzyme, choice.enzyme_path, choice.capi, markers_checked=choice.checked)
+            try:
+                profile = load_profile(choice.capi)
+            except KeyError as e:
+                raise LibraryError(str(e.args[0])) from None
+            enzyme.declare(profile.FUNCTIONS)
+            _smoke_test(enzyme, choice.enzyme_path)
+            if _pinned is None and not choice.checked:
+                remembered.remember(
+                    self._asked,
+                    remembered.Choice(choice.llvm_path, choice.enzyme_path, choice.capi, choice.llvm_major),
+                )
+            self._profile = profile
+            self._enzyme = enzyme
+            return enzyme
+
+    #: the LLVM major this process asked for (the key of its remembered choice)
+    _asked: int | None = None
+
     def __repr__(self) -> str:
         return (
             f"Native(llvm={str(self.llvm_path)!r}, enzyme={str(self.enzyme_path)!r}, "
@@ -99,12 +155,14 @@ class Native:
 
 @dataclass(frozen=True)
 class Pinned:
-    """Libraries chosen by someone else (an isolation worker's parent): no lookup."""
+    """Libraries chosen by someone else (an isolation worker's parent): no lookup.
+    ``checked``: this pair already passed the profile check (a remembered choice)."""
 
     llvm_path: Path
     enzyme_path: Path
     capi: str
     llvm_major: int
+    checked: bool = False
 
 
 _native: Native | None = None
@@ -199,6 +257,9 @@ def _on_diagnostic(info: int, _data: Any) -> None:
 def _choose(major: int | None) -> Pinned:
     if _pinned is not None:
         return _pinned
+    known = remembered.recall(major)
+    if known is not None:
+        return Pinned(known.llvm_path, known.enzyme_path, known.capi, known.llvm_major, checked=True)
     import enzyme_artifacts
 
     try:
@@ -214,7 +275,7 @@ def _choose(major: int | None) -> Pinned:
     )
 
 
-def _check_profile(enzyme: Binding, path: Path, capi: str) -> None:
+def _check_profile(enzyme: Binding, path: Path, capi: str, *, markers_checked: bool = False) -> None:
     from enzyme_artifacts.capi import required_symbols, signature_markers
 
     try:
@@ -229,7 +290,7 @@ def _check_profile(enzyme: Binding, path: Path, capi: str) -> None:
             "the binary — reinstall it (`enzyme-artifacts` CLI) or fix the override"
         )
     markers = signature_markers(capi)
-    if not markers:
+    if not markers or markers_checked:
         return
     data = path.read_bytes()
     for marker in markers:
@@ -300,47 +361,34 @@ def native(llvm_major: int | None = None, *, needed_by: str = "this code") -> Na
             raise LibraryError(f"{e}; it names the LLVM major to load, such as 15") from None
         if llvm_major is not None and requested is not None and requested != llvm_major:
             raise _major_mismatch(requested, llvm_major, needed_by, "ENZYME_PY_LLVM_VERSION asks for")
-        choice = _choose(requested if llvm_major is None else llvm_major)
+        asked = requested if llvm_major is None else llvm_major
+        choice = _choose(asked)
         try:
             llvm_cdll = ctypes.CDLL(str(choice.llvm_path), mode=ctypes.RTLD_GLOBAL)
         except OSError as e:
             raise LibraryError(f"could not load libLLVM {choice.llvm_path}: {e}") from None
         try:
-            enzyme_cdll = ctypes.CDLL(str(choice.enzyme_path), mode=ctypes.RTLD_GLOBAL)
-        except OSError as e:
-            raise LibraryError(
-                f"could not load the Enzyme plugin {choice.enzyme_path}: {e}. It must be built "
-                f"for the same LLVM as {choice.llvm_path}"
-            ) from None
-        try:
             llvm = Binding(llvm_cdll, llvm_decl.FUNCTIONS, str(choice.llvm_path))
         except AttributeError as e:
             raise LibraryError(f"{choice.llvm_path} lacks an LLVM-C function enzyme_py needs: {e}") from None
         llvm.declare({n: t for n, t in llvm_decl.OPTIONAL.items() if llvm.has(n)})
-        enzyme = Binding(enzyme_cdll, {}, str(choice.enzyme_path))
-        _check_profile(enzyme, choice.enzyme_path, choice.capi)
-        try:
-            profile = load_profile(choice.capi)
-        except KeyError as e:
-            raise LibraryError(str(e.args[0])) from None
-        enzyme.declare(profile.FUNCTIONS)
-        _smoke_test(enzyme, choice.enzyme_path)
         for init in llvm_decl.host_target_initializers(platform.machine()):
             if llvm.has(init):
                 fn = llvm.raw(init)
                 fn.restype = None
                 fn.argtypes = []
                 fn()
-        _native = Native(
+        nat = Native(
             llvm,
-            enzyme,
-            profile,
+            choice,
             llvm_path=choice.llvm_path,
             enzyme_path=choice.enzyme_path,
             llvm_major=choice.llvm_major,
             capi=choice.capi,
         )
-        return _native
+        nat._asked = asked
+        _native = nat
+        return nat
 
 
 def loaded() -> Native | None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 __all__ = ["STATUS_WORDS", "ArgSpec", "Lowered", "classify", "config_key", "llvm_major", "lower", "raise_from_status"]
 
 import functools
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -78,10 +80,24 @@ def llvm_major() -> int:
 
 
 def config_key() -> tuple[Any, ...]:
-    """numba's settings that change the code lowered (part of every lowering's key)."""
-    from numba.core import config
+    """numba's settings that change the code lowered (part of every lowering's key).
 
-    return (config.BOUNDSCHECK,)
+    Read from numba when it is imported; otherwise from the environment exactly as numba
+    will read it (``NUMBA_BOUNDSCHECK`` parsed as an int, None when unset or unparsable),
+    so that a lowering found on disk needs no numba import.  A ``.numba_config.yaml`` in
+    the working folder (numba reads it too) makes this import numba.
+    """
+    if "numba.core.config" in sys.modules or os.path.exists(".numba_config.yaml"):
+        from numba.core import config
+
+        return (config.BOUNDSCHECK,)
+    raw = os.environ.get("NUMBA_BOUNDSCHECK")
+    if raw is None:
+        return (None,)
+    try:
+        return (int(raw),)
+    except ValueError:
+        return (None,)
 
 
 def lower(func: Callable[..., Any], specs: Sequence[ArgSpec]) -> Lowered:

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import cli
 from benchmarks.child import relative_error
-from benchmarks.report import Row, add_ratios, format_table
+from benchmarks.report import Row, add_ratios, format_latency, format_table
 from benchmarks.runner import XLA_SINGLE_THREAD, child_environment
 from benchmarks.timing import Budget, measure
 
@@ -154,6 +154,25 @@ def test_ratios_use_the_single_thread_hand_row() -> None:
     assert "**MISMATCH**" in mismatch
     assert json.loads(json.dumps(rows[0].to_json()))["gradient_over_hand"] == 1.0
     assert Row.from_json(rows[1].to_json()) == rows[1]
+
+
+def test_latency_summary_names_every_call_and_both_first_gradients() -> None:
+    rows = [
+        Row(problem="P1", tool="hand", threads="1", size=1, status="ok", call_latency_s=4e-7,
+            first_gradient_s=0.3),
+        Row(problem="P1", tool="enzyme_py_c", threads="1", size=1, status="ok",
+            call_latency_s=3e-7, hand_latency_s=3e-7, latencies={"prepared": 1.5e-7},
+            first_gradient_s=0.5, first_gradient_warm_s=0.04),
+        Row(problem="P2", tool="enzyme_py_numba", threads="1", size=10, status="ok",
+            first_gradient_s=1.2, first_gradient_warm_s=0.06),
+        Row(problem="P2", tool="jax", threads="default", size=10, status="ok", first_gradient_s=0.4),
+    ]
+    text = format_latency(rows)
+    assert "P1 enzyme_py_c: call 300 ns (1.00x hand), prepared 150 ns (0.50x hand); first gradient 500 ms, warm disk cache 40 ms" in text
+    assert "P1 hand: call 400 ns (1.00x hand); first gradient 300 ms" in text
+    assert "P2 enzyme_py_numba: first gradient 1.2 s, warm disk cache 60 ms" in text
+    assert "jax" not in text  # default-thread rows are left out
+    assert format_latency([]) == ""
 
 
 def test_measure_respects_repeat_bounds() -> None:

@@ -22,6 +22,11 @@ assert set(enzyme_py.__all__) >= {
     "EnzymePyError", "IRParseError", "CompileError", "EnzymeError", "LibraryError",
 }, enzyme_py.__all__
 m = Module.from_ir(SQ_IR, name="lazy")
+# parsing needs libLLVM only; the plugin loads with the first derivative
+assert native_loaded() == ["libLLVM"], native_loaded()
+assert m.function("sq")(3.0) == 9.0
+assert native_loaded() == ["libLLVM"], native_loaded()
+assert autodiff(Reverse, m.function("sq"), Active, Active(3.0)) == ((6.0,),)
 assert native_loaded() == ["libLLVM", "LLVMEnzyme"], native_loaded()
 print("LAZY-OK")
 '''

@@ -111,7 +111,7 @@ def run_python(
     """Run ``code`` in a fresh interpreter with this environment plus ``env``."""
     full = dict(os.environ)
     full.update(env or {})
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])  # the repository root
     full["PYTHONPATH"] = os.pathsep.join(p for p in (root, full.get("PYTHONPATH", "")) if p)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -1,0 +1,120 @@
+"""clang's bitcode on disk: :meth:`enzyme_py.Module.from_c` of source some process already
+compiled with the same flags and the same clang runs no clang.
+
+Key (SHA-256 of): the source text, clang's whole command line but its output (the
+flags enzyme_py adds, the caller's ``flags``, the language), clang itself (its path, and
+the path, size and modification time of the file it resolves to), the environment
+variables clang reads for include paths (``CPATH``, ``C_INCLUDE_PATH``,
+``CPLUS_INCLUDE_PATH``, ``OBJC_INCLUDE_PATH``, ``SDKROOT``, ``CCC_OVERRIDE_OPTIONS``)
+and this cache's format.
+
+Headers: a miss runs clang with ``-MD -MF`` and stores, with the bitcode, every file the
+compilation read (path, size, modification time) and the working folder.  A hit is used
+only when each of those files is unchanged, and, when one was reached through a relative
+path (``#include "x.h"`` from the source on stdin, ``-I`` with a relative folder), when
+the working folder is the same.  (A header created where the search would now find it
+first is not seen; clear the cache after adding one.)
+
+Entry: kind ``bitcode`` of :class:`~.diskcache.DiskCache`; the disk cache's switch,
+folder and bound apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import diskcache
+
+__all__ = ["dependency_flags", "key", "load", "read_dependencies", "store"]
+
+_KIND = "bitcode"
+_ENV = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH", "SDKROOT",
+        "CCC_OVERRIDE_OPTIONS")
+
+
+def dependency_flags(path: Path) -> list[str]:
+    """The flags that make clang write the files it read to ``path``."""
+    return ["-MD", "-MF", str(path)]
+
+
+def _stamp(path: str) -> list[Any]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def key(clang: Path, command: Sequence[str], source: str) -> str | None:
+    """The disk key of compiling ``source`` with ``command`` (clang's arguments without
+    the output and dependency paths); None when the cache is off."""
+    if not diskcache.enabled():
+        return None
+    return diskcache.blob_key(_KIND, {
+        "source": hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest(),
+        "command": list(command),
+        "clang": [str(clang), _stamp(os.path.realpath(clang))],
+        "env": {k: os.environ.get(k) for k in _ENV},
+    })
+
+
+def read_dependencies(path: Path) -> list[str]:
+    """The files of a ``-MD`` dependency file (make syntax: ``target: a b \\\\`` lines,
+    spaces in names escaped), without the stdin pseudo-file."""
+    text = path.read_text(errors="surrogateescape").replace("\\\n", " ")
+    _, _, rest = text.partition(":")
+    out: list[str] = []
+    word: list[str] = []
+    i = 0
+    while i < len(rest):
+        ch = rest[i]
+        if ch == "\\" and i + 1 < len(rest) and rest[i + 1] in " #":
+            word.append(rest[i + 1])
+            i += 2
+            continue
+        if ch.isspace():
+            if word:
+                out.append("".join(word))
+                word = []
+        else:
+            word.append(ch)
+        i += 1
+    if word:
+        out.append("".join(word))
+    return [p for p in out if p not in ("-", "<stdin>")]
+
+
+def load(k: str) -> bytes | None:
+    """The bitcode stored under ``k`` if every file it was compiled from is unchanged."""
+    cache = diskcache.default_cache()
+    if cache is None:
+        return None
+    got = cache.get_blob(_KIND, k)
+    if got is None:
+        return None
+    meta, bitcode = got
+    try:
+        deps = meta["dependencies"]
+        cwd = meta["cwd"]
+        for stamp in deps:
+            if not os.path.isabs(stamp[0]) and os.getcwd() != cwd:
+                return None
+            if _stamp(stamp[0]) != list(stamp):
+                return None
+    except (KeyError, TypeError, IndexError, OSError):
+        cache.discard(_KIND, k)
+        return None
+    return bitcode
+
+
+def store(k: str, bitcode: bytes, dependencies: Sequence[str]) -> None:
+    """Store fresh bitcode with the files it was compiled from."""
+    cache = diskcache.default_cache()
+    if cache is None:
+        return
+    meta = {"dependencies": [_stamp(p) for p in dependencies], "cwd": os.getcwd()}
+    cache.put_blob(_KIND, k, meta, bitcode)
