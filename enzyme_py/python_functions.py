@@ -41,7 +41,7 @@ from ._call.layout import (
 )
 from ._compile import lowercache
 from ._native.library import native
-from ._numba import STATUS_WORDS, Lowered, classify, config_key
+from ._numba import STATUS_WORDS, Lowered, classify, config_key, llvm_major
 from ._numba import lower as numba_lower
 from ._numba.runtime import runtime_symbols
 from ._numba.types import SCALAR_KINDS
@@ -140,6 +140,10 @@ def function_for(f: Any, args: Sequence[Any]) -> Function:
             fn = _from_cached(cached, edit)
         else:
             try:
+                # The libraries first: numba's compiler must not run in a process that
+                # holds a libLLVM of another major (llvmlite's LLVM would resolve symbols
+                # into it and crash), so the mismatch is refused before numba runs.
+                native(llvm_major(), needed_by=f"{qualname}, to be compiled by {_producer()},")
                 low = numba_lower(target, specs)
             except LibraryError:
                 raise

@@ -21,19 +21,27 @@ parameter lists, which the loader's probe uses to identify this profile.
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Callable
-from ctypes import POINTER, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint8, c_void_p
+from ctypes import POINTER, c_int, c_size_t, c_uint, c_uint8, c_void_p
 from typing import Any
 
 from ...errors import UnsupportedError
-from .enzyme import CFnTypeInfo, DerivativeMode, DiffRequest
+from .enzyme import (
+    GUARDED,
+    SHARED_FUNCTIONS,
+    SOURCE_PASSES,
+    Call,
+    CFnTypeInfo,
+    DerivativeMode,
+    DiffRequest,
+    request_arrays,
+)
 
 __all__ = [
     "FUNCTIONS",
     "GUARDED",
     "LACKS",
     "PROFILE",
+    "SOURCE_PASSES",
     "check",
     "create_augmented",
     "create_forward",
@@ -47,20 +55,7 @@ P = c_void_p
 u8 = c_uint8
 
 FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
-    "CreateEnzymeLogic": (P, (u8,)),
-    "FreeEnzymeLogic": (None, (P,)),
-    "EnzymeLogicErasePreprocessedFunctions": (None, (P,)),
-    "CreateTypeAnalysis": (P, (P, POINTER(c_char_p), P, c_size_t)),
-    "FreeTypeAnalysis": (None, (P,)),
-    "EnzymeNewTypeTree": (P, ()),
-    "EnzymeNewTypeTreeCT": (P, (c_int, P)),
-    "EnzymeFreeTypeTree": (None, (P,)),
-    "EnzymeMergeTypeTree": (u8, (P, P)),
-    "EnzymeTypeTreeOnlyEq": (None, (P, c_int64)),
-    "EnzymeTypeTreeToString": (P, (P,)),
-    "EnzymeTypeTreeToStringFree": (None, (P,)),
-    "EnzymeSetCLBool": (None, (P, u8)),
-    "EnzymeSetCLInteger": (None, (P, c_int64)),
+    **SHARED_FUNCTIONS,
     "EnzymeCreatePrimalAndGradient": (
         P,
         (
@@ -83,10 +78,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
             u8, u8, c_uint, u8,  # forceAnonymousTape, runtimeActivity, width, atomicAdd
         ),
     ),
-    "EnzymeExtractFunctionFromAugmentation": (P, (P,)),
-    "EnzymeExtractTapeTypeFromAugmentation": (P, (P,)),
-    "EnzymeExtractUnderlyingTapeTypeFromAugmentation": (P, (P,)),
-    "EnzymeExtractReturnInfo": (None, (P, POINTER(c_int64), POINTER(u8), c_size_t)),
     "EnzymeCreateForwardDiff": (
         P,
         (
@@ -102,10 +93,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
 }  # fmt: skip
 
 
-#: Entry points called through setjmp trampolines (see ``enzyme_py._native.trampolines``): an error
-#: handler may jump out of them.
-GUARDED = ("EnzymeCreatePrimalAndGradient", "EnzymeCreateForwardDiff", "EnzymeCreateAugmentedPrimal")
-
 #: Request flags this C API has no parameter for -> why, and what to do instead.
 LACKS: dict[str, str] = {
     "strong_zero": (
@@ -115,8 +102,6 @@ LACKS: dict[str, str] = {
     ),
 }
 
-Call = Callable[..., Any]
-
 
 def check(request: DiffRequest) -> None:
     """Refuse a request this C API cannot express (:data:`LACKS`), before any Enzyme call."""
@@ -125,20 +110,10 @@ def check(request: DiffRequest) -> None:
             raise UnsupportedError(why)
 
 
-def _arrays(request: DiffRequest) -> tuple[ctypes.Array[c_int], ctypes.Array[c_uint8]]:
-    n = len(request.arg_activities)
-    acts = (c_int * max(n, 1))(*request.arg_activities)
-    over = (c_uint8 * max(n, 1))(*(1 if o else 0 for o in request.overwritten))
-    return (
-        ctypes.cast(acts, POINTER(c_int)),  # type: ignore[return-value]
-        ctypes.cast(over, POINTER(c_uint8)),
-    )
-
-
 def create_reverse(call: Call, request: DiffRequest) -> Any:
     """Combined reverse mode (``ReverseModeCombined``) through ``call(name, *args)``."""
     check(request)
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreatePrimalAndGradient",
@@ -156,7 +131,7 @@ def create_reverse(call: Call, request: DiffRequest) -> Any:
 def create_forward(call: Call, request: DiffRequest) -> Any:
     """Forward mode (``ForwardMode``) through ``call(name, *args)``."""
     check(request)
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreateForwardDiff",
@@ -177,7 +152,7 @@ def create_augmented(
     """The augmented forward pass of split reverse mode (``EnzymeCreateAugmentedPrimal``)
     through ``call(name, *args)``; returns the ``AugmentedReturn*`` (owned by the logic)."""
     check(request)
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreateAugmentedPrimal",
@@ -197,7 +172,7 @@ def create_gradient(call: Call, request: DiffRequest, *, tape_type: Any, augment
     of ``augmented``; ``tape_type`` is the tape's LLVM type (the underlying struct for an
     anonymous tape)."""
     check(request)
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreatePrimalAndGradient",

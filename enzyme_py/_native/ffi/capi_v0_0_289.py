@@ -9,11 +9,19 @@ the loader's probe uses to identify this profile.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
-from ctypes import POINTER, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint8, c_void_p
+from ctypes import POINTER, c_int, c_size_t, c_uint, c_uint8, c_void_p
 from typing import Any
 
-from .enzyme import CFnTypeInfo, DerivativeMode, DiffRequest
+from .enzyme import (
+    GUARDED,
+    SHARED_FUNCTIONS,
+    SOURCE_PASSES,
+    Call,
+    CFnTypeInfo,
+    DerivativeMode,
+    DiffRequest,
+    request_arrays,
+)
 
 __all__ = [
     "FUNCTIONS",
@@ -34,20 +42,7 @@ P = c_void_p
 u8 = c_uint8
 
 FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
-    "CreateEnzymeLogic": (P, (u8,)),
-    "FreeEnzymeLogic": (None, (P,)),
-    "EnzymeLogicErasePreprocessedFunctions": (None, (P,)),
-    "CreateTypeAnalysis": (P, (P, POINTER(c_char_p), P, c_size_t)),
-    "FreeTypeAnalysis": (None, (P,)),
-    "EnzymeNewTypeTree": (P, ()),
-    "EnzymeNewTypeTreeCT": (P, (c_int, P)),
-    "EnzymeFreeTypeTree": (None, (P,)),
-    "EnzymeMergeTypeTree": (u8, (P, P)),
-    "EnzymeTypeTreeOnlyEq": (None, (P, c_int64)),
-    "EnzymeTypeTreeToString": (P, (P,)),
-    "EnzymeTypeTreeToStringFree": (None, (P,)),
-    "EnzymeSetCLBool": (None, (P, u8)),
-    "EnzymeSetCLInteger": (None, (P, c_int64)),
+    **SHARED_FUNCTIONS,
     "EnzymeCreatePrimalAndGradient": (
         P,
         (
@@ -72,10 +67,6 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
             # width, atomicAdd
         ),
     ),
-    "EnzymeExtractFunctionFromAugmentation": (P, (P,)),
-    "EnzymeExtractTapeTypeFromAugmentation": (P, (P,)),
-    "EnzymeExtractUnderlyingTapeTypeFromAugmentation": (P, (P,)),
-    "EnzymeExtractReturnInfo": (None, (P, POINTER(c_int64), POINTER(u8), c_size_t)),
     "EnzymeCreateForwardDiff": (
         P,
         (
@@ -91,44 +82,17 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
 }  # fmt: skip
 
 
-#: Enzyme's own passes for the legacy pass manager (``LLVMPassManagerRef``), exported by
-#: the plugin beside the C API: ``AddPreserveNVVMPass(pm, begin)`` reads the
-#: registration globals and ``llvm.global.annotations`` (``begin=1``) and restores the
-#: linkage it changed (``begin=0``); ``AddEnzymePass(pm)`` replaces every
-#: ``__enzyme_autodiff``-style call with a call to the derivative it generates.
-#: Optional: a build that lacks them still serves the C-API route.
-SOURCE_PASSES: dict[str, tuple[object, tuple[object, ...]]] = {
-    "AddPreserveNVVMPass": (None, (P, u8)),
-    "AddEnzymePass": (None, (P,)),
-}
-
-#: Entry points called through setjmp trampolines (see ``enzyme_py._native.trampolines``): an error
-#: handler may jump out of them.
-GUARDED = ("EnzymeCreatePrimalAndGradient", "EnzymeCreateForwardDiff", "EnzymeCreateAugmentedPrimal")
-
 #: Request flags this C API has no parameter for: none.
 LACKS: dict[str, str] = {}
-
-Call = Callable[..., Any]
 
 
 def check(request: DiffRequest) -> None:
     """Refuse a request this C API cannot express: every request fits this one."""
 
 
-def _arrays(request: DiffRequest) -> tuple[ctypes.Array[c_int], ctypes.Array[c_uint8]]:
-    n = len(request.arg_activities)
-    acts = (c_int * max(n, 1))(*request.arg_activities)
-    over = (c_uint8 * max(n, 1))(*(1 if o else 0 for o in request.overwritten))
-    return (
-        ctypes.cast(acts, POINTER(c_int)),  # type: ignore[return-value]
-        ctypes.cast(over, POINTER(c_uint8)),
-    )
-
-
 def create_reverse(call: Call, request: DiffRequest) -> Any:
     """Combined reverse mode (``ReverseModeCombined``) through ``call(name, *args)``."""
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreatePrimalAndGradient",
@@ -145,7 +109,7 @@ def create_reverse(call: Call, request: DiffRequest) -> Any:
 
 def create_forward(call: Call, request: DiffRequest) -> Any:
     """Forward mode (``ForwardMode``) through ``call(name, *args)``."""
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreateForwardDiff",
@@ -171,7 +135,7 @@ def create_augmented(
     forward pass must not write into that argument's shadow.  Always all zeros here: the
     forward pass may initialise shadows as combined mode does.
     """
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     nowrite = (c_uint8 * max(n, 1))()
     return call(
@@ -192,7 +156,7 @@ def create_gradient(call: Call, request: DiffRequest, *, tape_type: Any, augment
     """The reverse pass of split reverse mode (``ReverseModeGradient``) consuming the tape
     of ``augmented``; ``tape_type`` is the tape's LLVM type (the underlying struct for an
     anonymous tape; the anonymous ``ptr`` itself is refused by Enzyme)."""
-    acts, over = _arrays(request)
+    acts, over = request_arrays(request)
     n = len(request.arg_activities)
     return call(
         "EnzymeCreatePrimalAndGradient",

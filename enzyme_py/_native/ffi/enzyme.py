@@ -3,8 +3,10 @@
 A *profile* (see :mod:`enzyme_artifacts.capi`) names one shape of Enzyme's C API.  Each
 profile is one module ``capi_<version>.py`` in this package that provides:
 
-* ``PROFILE`` (its name), ``FUNCTIONS`` (name -> (restype, argtypes)), ``GUARDED`` (the
-  entry points called through the setjmp trampolines);
+* ``PROFILE`` (its name), ``FUNCTIONS`` (name -> (restype, argtypes): the
+  :data:`SHARED_FUNCTIONS` and its own three entry points), ``GUARDED`` (the entry points
+  called through the setjmp trampolines, :data:`GUARDED`), ``SOURCE_PASSES``
+  (:data:`SOURCE_PASSES`, optional in a library);
 * ``create_reverse(call, request)``, ``create_forward(call, request)``,
   ``create_augmented(call, request, *, shadow_return_used, anonymous_tape)`` and
   ``create_gradient(call, request, *, tape_type, augmented)`` taking a
@@ -23,13 +25,29 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-from ctypes import CFUNCTYPE, POINTER, Structure, c_int, c_int64, c_size_t, c_void_p
+from collections.abc import Callable
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char_p,
+    c_int,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_void_p,
+)
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "ERROR_HANDLER",
+    "GUARDED",
+    "SHARED_FUNCTIONS",
+    "SOURCE_PASSES",
     "CFnTypeInfo",
+    "Call",
     "ConcreteType",
     "DerivativeMode",
     "DiffRequest",
@@ -38,6 +56,7 @@ __all__ = [
     "IntList",
     "load_profile",
     "profile_module_name",
+    "request_arrays",
 ]
 
 
@@ -128,6 +147,67 @@ class DiffRequest:
     runtime_activity: bool = False
     strong_zero: bool = False
     width: int = 1
+
+
+_P = c_void_p
+_u8 = c_uint8
+
+#: The functions every profile declares with the same C signature: logic, type analysis,
+#: type trees, Enzyme's command-line settings and the accessors of an augmentation.
+SHARED_FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
+    "CreateEnzymeLogic": (_P, (_u8,)),
+    "FreeEnzymeLogic": (None, (_P,)),
+    "EnzymeLogicErasePreprocessedFunctions": (None, (_P,)),
+    "CreateTypeAnalysis": (_P, (_P, POINTER(c_char_p), _P, c_size_t)),
+    "FreeTypeAnalysis": (None, (_P,)),
+    "EnzymeNewTypeTree": (_P, ()),
+    "EnzymeNewTypeTreeCT": (_P, (c_int, _P)),
+    "EnzymeFreeTypeTree": (None, (_P,)),
+    "EnzymeMergeTypeTree": (_u8, (_P, _P)),
+    "EnzymeTypeTreeOnlyEq": (None, (_P, c_int64)),
+    "EnzymeTypeTreeToString": (_P, (_P,)),
+    "EnzymeTypeTreeToStringFree": (None, (_P,)),
+    "EnzymeSetCLBool": (None, (_P, _u8)),
+    "EnzymeSetCLInteger": (None, (_P, c_int64)),
+    "EnzymeExtractFunctionFromAugmentation": (_P, (_P,)),
+    "EnzymeExtractTapeTypeFromAugmentation": (_P, (_P,)),
+    "EnzymeExtractUnderlyingTapeTypeFromAugmentation": (_P, (_P,)),
+    "EnzymeExtractReturnInfo": (None, (_P, POINTER(c_int64), POINTER(_u8), c_size_t)),
+}
+
+#: Enzyme's own passes for the legacy pass manager (``LLVMPassManagerRef``), exported by
+#: the plugin beside the C API: ``AddPreserveNVVMPass(pm, begin)`` reads the
+#: registration globals and ``llvm.global.annotations`` (``begin=1``) and restores the
+#: linkage it changed (``begin=0``); ``AddEnzymePass(pm)`` replaces every
+#: ``__enzyme_autodiff``-style call with a call to the derivative it generates.
+#: Optional: a build that lacks them still serves the C-API route.
+SOURCE_PASSES: dict[str, tuple[object, tuple[object, ...]]] = {
+    "AddPreserveNVVMPass": (None, (_P, _u8)),
+    "AddEnzymePass": (None, (_P,)),
+}
+
+#: Entry points called through setjmp trampolines (see ``enzyme_py._native.trampolines``):
+#: an error handler may jump out of them.
+GUARDED = (
+    "EnzymeCreatePrimalAndGradient",
+    "EnzymeCreateForwardDiff",
+    "EnzymeCreateAugmentedPrimal",
+)
+
+#: How a profile's ``create_*`` calls an entry point: ``call(name, *args)``.
+Call = Callable[..., Any]
+
+
+def request_arrays(request: DiffRequest) -> tuple[ctypes.Array[c_int], ctypes.Array[c_uint8]]:
+    """The activity and overwritten arrays of ``request`` (one entry per parameter, at
+    least one element so that a function without parameters passes a valid pointer)."""
+    n = len(request.arg_activities)
+    acts = (c_int * max(n, 1))(*request.arg_activities)
+    over = (c_uint8 * max(n, 1))(*(1 if o else 0 for o in request.overwritten))
+    return (
+        ctypes.cast(acts, POINTER(c_int)),  # type: ignore[return-value]
+        ctypes.cast(over, POINTER(c_uint8)),
+    )
 
 
 def profile_module_name(profile: str) -> str:

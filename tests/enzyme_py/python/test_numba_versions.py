@@ -62,3 +62,33 @@ def test_the_extras_never_downgrade_numba() -> None:
     assert extras["numba"] == ["numba>=0.61"]  # no upper bound: a newer numba stays
     assert extras["numba-llvm15"] == ["numba>=0.61,<0.62"]
     assert "numba>=0.61,<0.62" in extras["test"]
+
+
+def test_another_major_is_refused_before_numbas_compiler_runs(tmp_path: Path) -> None:
+    """llvmlite's LLVM in a process holding a libLLVM of another major crashes numba's own
+    passes, so a Python function is refused before numba compiles anything."""
+    from tests.support.child import run_python
+
+    code = """
+import enzyme_py as ez
+from enzyme_py._numba import compile as numba_compile
+
+def refuse(*args, **kwargs):
+    raise AssertionError("numba's compiler ran")
+
+numba_compile.compile_module = refuse
+import enzyme_py._numba as low
+low.compile_module = refuse
+
+def f(x):
+    return x * x
+
+try:
+    ez.gradient(f, 1.5)
+except ez.LibraryError as e:
+    print("refused:", e)
+"""
+    proc = run_python(code, extra_env={"ENZYME_PY_LLVM_VERSION": "16", "ENZYME_PY_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "refused:" in proc.stdout, proc.stdout + proc.stderr
+    assert "to be compiled by numba" in proc.stdout and "ENZYME_PY_LLVM_VERSION asks for LLVM 16" in proc.stdout
