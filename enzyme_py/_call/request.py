@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -747,11 +747,20 @@ _shapes: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, ...]]] 
 _shapes_lock = threading.Lock()
 
 
+class Runner(Protocol):
+    """``run(args, seed=None)`` of a :class:`Spec`."""
+
+    def __call__(self, args: Sequence[Any], seed: Any = None, /) -> Any: ...
+
+
 @dataclass(eq=False)
 class Spec:
-    """A validated request kind (see the module docstring).  ``run(args)`` converts the
-    arguments, calls the entry point (compiled on first use) and shapes the results as
-    :func:`enzyme_py.autodiff` (or the route's public function) returns them."""
+    """A validated request kind (see the module docstring).  ``run(args, seed=None)``
+    converts the arguments, calls the entry point (compiled on first use) and shapes the
+    results as :func:`enzyme_py.autodiff` (or the route's public function) returns them;
+    :class:`KindMismatch` for arguments of another kind, the user-facing error for an
+    invalid value.  ``run`` is an attribute, specialised for this spec when it is built
+    (see :meth:`_runner`): the fast path calls it with no call level in between."""
 
     target: Any
     route: str
@@ -766,15 +775,15 @@ class Spec:
     outputs: tuple[str, ...]
     _entry: Entry | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: ``run`` specialised for this spec (see :meth:`_runner`)
-    _run: Callable[[Sequence[Any], Any], Any] | None = None
+    #: one call of this spec (see the class docstring), set by ``__post_init__``
+    run: Runner = field(init=False, repr=False)
     #: calls served through the call layer (a native entry is built after a few)
     uses: int = 0
     #: native entries built for this spec, per form (:mod:`enzyme_py._call.native`)
     natives: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._run = self._runner()
+        self.run = self._runner()
 
     # ------------------------------------------------------------------ compile
 
@@ -844,12 +853,7 @@ class Spec:
 
     # ------------------------------------------------------------------ running
 
-    def run(self, args: Sequence[Any], seed: Any = None) -> Any:
-        """One call (see the class docstring); :class:`KindMismatch` for arguments of
-        another kind, the user-facing error for an invalid value."""
-        return self._run(args, seed)  # type: ignore[misc]
-
-    def _runner(self) -> Callable[[Sequence[Any], Any], Any]:
+    def _runner(self) -> Runner:
         """The call of this spec, with what does not change between calls looked up once:
         the converters, the result shaper, the entry (once loaded)."""
         if self.out is not None:
@@ -876,7 +880,7 @@ class Spec:
                 if f is not None:
                     fresh.append(f)
             e = spec._entry
-            if e is None or e.code._object is None:
+            if e is None or e.code.closed:
                 e = spec.entry()
             return shape(e.call(vals), fresh)
 
@@ -905,7 +909,7 @@ class Spec:
                 return lambda raw, fresh: (raw[0],)
         return lambda raw, fresh: self.shape(raw, fresh, None)
 
-    def _run_out(self, args: Sequence[Any], seed: Any) -> Any:
+    def _run_out(self, args: Sequence[Any], seed: Any = None) -> Any:
         out = self.out
         assert out is not None
         shape = self._result_shape(args)
