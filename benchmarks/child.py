@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,11 @@ def run_case(spec: CaseSpec) -> Row:
             rounds: dict[str, list[float]] = {k: [] for k in calls}
             for _ in range(LATENCY_ROUNDS):
                 for label, fn in calls.items():
-                    rounds[label].append(measure(lambda f=fn: f(x0), budget, clock=spec.clock).median_s)
+
+                    def timed(f: Callable[[float], object] = fn) -> object:
+                        return f(x0)
+
+                    rounds[label].append(measure(timed, budget, clock=spec.clock).median_s)
             medians = {k: min(v) for k, v in rounds.items()}
             latency, hand_latency = medians.pop("call"), medians.pop("hand")
             latencies = medians or None

@@ -109,15 +109,21 @@ def _before() -> Iterator[None]:
     from enzyme_py import config
     from enzyme_py._compile import pipeline
 
+    # The names pipeline imported from enzyme_py._native.tuning, replaced where pipeline
+    # looks them up.
+    fakes: dict[str, Callable[..., int]] = {
+        "emit_level": lambda module, level: level,
+        "apply_tuning": lambda *args, **kwargs: 0,
+    }
     old = config.set_options(tune_cpu="host")
-    real_level, real_tuning = pipeline.emit_level, pipeline.apply_tuning
-    pipeline.emit_level = lambda module, level: level  # type: ignore[assignment]
-    pipeline.apply_tuning = lambda *args, **kwargs: 0  # type: ignore[assignment]
+    reals = {name: getattr(pipeline, name) for name in fakes}
+    for name, fake in fakes.items():
+        setattr(pipeline, name, fake)
     try:
         yield
     finally:
-        pipeline.emit_level = real_level  # type: ignore[assignment]
-        pipeline.apply_tuning = real_tuning  # type: ignore[assignment]
+        for name, real in reals.items():
+            setattr(pipeline, name, real)
         config.set_options(tune_cpu=old.tune_cpu)
 
 
@@ -201,7 +207,9 @@ def measure(repeat: int = 15, runs: int = 25) -> dict[str, Any]:
                 samples[k].append(v)
         out["stages_ms"][name] = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
 
-    variants = {"before": _before, "after": contextlib.nullcontext}
+    variants: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+        "before": _before, "after": contextlib.nullcontext,
+    }
     times: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for _ in range(repeat):
         for vname, ctx in variants.items():
@@ -211,8 +219,8 @@ def measure(repeat: int = 15, runs: int = 25) -> dict[str, Any]:
                 _release(handle)
                 times[(vname, name, "wall")].append(wall)
                 times[(vname, name, "cpu")].append(cpu)
-    for (vname, name, kind), v in times.items():
-        out["compile_ms"].setdefault(vname, {})[f"{name} ({kind})"] = statistics.median(v) * 1e3
+    for (vname, name, kind), ts in times.items():
+        out["compile_ms"].setdefault(vname, {})[f"{name} ({kind})"] = statistics.median(ts) * 1e3
 
     n = 1_000_000
     rng = np.random.default_rng(1)
@@ -243,9 +251,13 @@ def measure(repeat: int = 15, runs: int = 25) -> dict[str, Any]:
         for key in order:
             code, values, _ = loaded[key]
             f = code.cfunc
-            rt[key].append(timeit.timeit(lambda f=f, v=values: f(*v), number=5) / 5)
-    for (vname, name), v in rt.items():
-        out["run_ms"].setdefault(vname, {})[f"{name} gradient, n=1e6"] = statistics.median(v) * 1e3
+
+            def run(f: Callable[..., object] = f, v: tuple[Any, ...] = values) -> object:
+                return f(*v)
+
+            rt[key].append(timeit.timeit(run, number=5) / 5)
+    for (vname, name), ts in rt.items():
+        out["run_ms"].setdefault(vname, {})[f"{name} gradient, n=1e6"] = statistics.median(ts) * 1e3
     for code, _, _ in loaded.values():
         code.close()
     for m, _ in mods.values():

@@ -174,8 +174,8 @@ def format_latency(rows: Sequence[Row]) -> str:
     for r in rows:
         if r.status != "ok" or r.threads != "1":
             continue
-        calls = {"call": r.call_latency_s, **(r.latencies or {})}
-        calls = {k: v for k, v in calls.items() if v is not None}
+        maybe = {"call": r.call_latency_s, **(r.latencies or {})}
+        calls = {k: v for k, v in maybe.items() if v is not None}
         if not calls and r.first_gradient_warm_s is None:
             continue
         hand = r.hand_latency_s or next((h.call_latency_s for h in rows if h.problem == r.problem

@@ -50,20 +50,20 @@ def measure(fn: Callable[[], object], budget: Budget, *, warmup: int | None = No
     The calibration call counts as a sample when one call fills a sample by itself, so slow
     functions are not run more often than needed.  ``clock`` names one of :data:`CLOCKS`.
     """
-    clock = CLOCKS[clock]
+    tick = CLOCKS[clock]
     for _ in range(budget.warmup if warmup is None else warmup):
         fn()
-    t0 = clock()
+    t0 = tick()
     fn()
-    one = max(clock() - t0, 1e-9)
+    one = max(tick() - t0, 1e-9)
     inner = max(1, int(budget.min_sample_s / one))
     sample_s = one * inner
     repeats = int(budget.total_s / sample_s)
     repeats = min(max(repeats, budget.min_repeats), budget.max_repeats)
     samples = [one] if inner == 1 else []
     for _ in range(repeats - len(samples)):
-        t0 = clock()
+        t0 = tick()
         for _ in range(inner):
             fn()
-        samples.append((clock() - t0) / inner)
+        samples.append((tick() - t0) / inner)
     return Timing(statistics.median(samples), repeats, inner)

@@ -46,7 +46,7 @@ def resolve(f: Any, what: str = "this transform") -> tuple[Table, str, Any]:
 
 def _target(target: Any, args: Sequence[Any]) -> Function:
     """The Function a :func:`resolve` target stands for with these arguments."""
-    return target if isinstance(target, Function) else target(args)  # type: ignore[no-any-return]
+    return target if isinstance(target, Function) else target(args)
 
 
 def _split(args: tuple[Any, ...]) -> tuple[Mode, Any, Any, tuple[Any, ...]]:

@@ -155,7 +155,10 @@ class _Thunk:
 
     @property
     def label(self) -> str:
-        return getattr(self.f, "name", None) or getattr(self.f, "__qualname__", repr(self.f))
+        name = getattr(self.f, "name", None)
+        if name:
+            return str(name)
+        return str(getattr(self.f, "__qualname__", repr(self.f)))
 
     def _prepare(self, args: Sequence[Any], who: str) -> tuple[request.Spec, _Compiled]:
         if len(args) != len(self.argtypes):
@@ -287,6 +290,7 @@ def autodiff_thunk(
     _, _, target = resolve(f, "autodiff_thunk")
     if ret not in (Active, Const):
         raise TypeError(f"the return activity of split mode must be Active or Const (the class), got {ret!r}")
+    n: int | None
     if isinstance(target, Function):
         n, name, sig = len(target.layout.params), target.layout.name, f" ({target.layout.signature})"
     else:

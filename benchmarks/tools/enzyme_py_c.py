@@ -45,7 +45,7 @@ def prepare(problem: Problem, inputs: Inputs, workdir: Path) -> Prepared:
         return tuple(np.array(g[i], dtype=np.float64) for i in inputs.active)
 
     latency = None
-    latencies = {}
+    latencies: dict[str, Any] = {}
     if len(args) == 1 and isinstance(args[0], float):
         latency, latencies = scalar_latencies(f, args[0])
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from .._compile.plan import ArgPlan
 from .._native.pycall import ArgIn
 
-__all__ = ["ArgConv", "KindMismatch"]
+__all__ = ["ArgConv", "Converter", "KindMismatch"]
+
+#: ``convert(a) -> (values, keep, fresh)`` of one argument (see :class:`ArgConv`)
+Converter: TypeAlias = Callable[[Any], tuple[tuple[Any, ...], tuple[Any, ...], Any]]
 
 
 class KindMismatch(Exception):
@@ -24,7 +27,7 @@ class ArgConv:
     its ctypes values, the objects to keep alive for the call, and the fresh zero shadow
     a gradient returns for it (or None).  ``plans``: its entry parameters."""
 
-    convert: Callable[[Any], tuple[tuple[Any, ...], tuple[Any, ...], Any]]
+    convert: Converter
     plans: tuple[ArgPlan, ...]
     #: reverse mode: the entry parameter whose derivative is this argument's result (-1: none)
     deriv: int = -1

@@ -113,7 +113,7 @@ class Table:
         spec = specs.get(recent_key)
         if spec is not None and spec.mode is mode and spec.options is config.current:
             try:
-                result = spec._run(args, seed)  # type: ignore[misc]
+                result = spec.run(args, seed)
             except KindMismatch:
                 pass
             else:

@@ -56,6 +56,18 @@ for _t in (ctypes.c_int, ctypes.c_uint, ctypes.c_long, ctypes.c_ulong, ctypes.c_
     _CTYPES_KINDS.setdefault(_t, f"i{8 * ctypes.sizeof(_t)}")
 
 
+def _item_type(t: Any) -> Any:
+    """``_type_`` of the ctypes array or pointer type ``t`` (a class attribute; the typeshed
+    stubs declare it on instances only)."""
+    return t._type_
+
+
+def _array_length(t: Any) -> int:
+    """``_length_`` of the ctypes array type ``t`` (a class attribute; the typeshed stubs
+    declare it on instances only)."""
+    return int(t._length_)
+
+
 def _is_struct_type(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, ctypes.Structure)
 
@@ -90,9 +102,10 @@ def ctypes_layout(t: Any, what: str = "the struct") -> str:
             return "ptr>" + ctypes_layout(inner, what)
         return "ptr"
     if isinstance(t, type) and issubclass(t, ctypes.Array):
-        elem = ctypes_layout(t._type_, what)
-        size = ctypes.sizeof(t._type_)
-        return "{" + ";".join(f"{i * size}:{elem}" for i in range(t._length_)) + "}"
+        item = _item_type(t)
+        elem = ctypes_layout(item, what)
+        size = ctypes.sizeof(item)
+        return "{" + ";".join(f"{i * size}:{elem}" for i in range(_array_length(t))) + "}"
     if _is_struct_type(t):
         parts = []
         for field in t._fields_:
@@ -174,22 +187,22 @@ def zero_struct(s: Any, fields: dict[str, Any] | None = None) -> Any:
     ``shadow.w`` for a float, ``shadow.data[i]`` through a pointer."""
     fields = dict(fields or {})
     if isinstance(s, ctypes.Array):
-        shadow = type(s)()
-        ctypes.memmove(ctypes.addressof(shadow), ctypes.addressof(s), ctypes.sizeof(s))
-        keep: list[Any] = []
+        shadows = type(s)()
+        ctypes.memmove(ctypes.addressof(shadows), ctypes.addressof(s), ctypes.sizeof(s))
+        elems: list[Any] = []
         for i in range(len(s)):
             sub = {k[len(f"[{i}]."):]: v for k, v in fields.items() if k.startswith(f"[{i}].")}
             elem = zero_struct(s[i], sub)
-            ctypes.memmove(ctypes.addressof(shadow) + i * ctypes.sizeof(s._type_), ctypes.addressof(elem),
+            ctypes.memmove(ctypes.addressof(shadows) + i * ctypes.sizeof(s._type_), ctypes.addressof(elem),
                            ctypes.sizeof(s._type_))
-            keep.append(elem)
-        _keep(shadow, keep)
-        return shadow
+            elems.append(elem)
+        _keep(shadows, elems)
+        return shadows
     if not isinstance(s, ctypes.Structure):
         raise TypeError(f"expected a ctypes Structure instance, got {type(s).__name__}")
     shadow = type(s)()
     ctypes.memmove(ctypes.addressof(shadow), ctypes.addressof(s), ctypes.sizeof(s))
-    keep = []
+    keep: list[Any] = []
     _zero_floats(shadow)
     missing = []
     for name, addr in _pointer_fields(s):
@@ -279,10 +292,11 @@ def _zero_floats(obj: Any) -> None:
             _zero_floats(getattr(obj, name))
         elif isinstance(ftype, type) and issubclass(ftype, ctypes.Array):
             arr = getattr(obj, name)
-            if ftype._type_ in (ctypes.c_double, ctypes.c_float):
+            item = _item_type(ftype)
+            if item in (ctypes.c_double, ctypes.c_float):
                 for i in range(len(arr)):
                     arr[i] = 0.0
-            elif _is_struct_type(ftype._type_):
+            elif _is_struct_type(item):
                 for i in range(len(arr)):
                     _zero_floats(arr[i])
 
@@ -328,7 +342,7 @@ def _list_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapped
     elem = f"ptr>{kind}"
     if activity is None:
 
-        def conv(c: Any) -> Any:
+        def const_list(c: Any) -> Any:
             xs = wrapped(c)
             if not isinstance(xs, (list, tuple)) or not xs:
                 raise KindMismatch
@@ -336,12 +350,12 @@ def _list_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapped
             addrs = np.array([address_of(x) for x in xs], dtype=np.uintp)
             return (address_of(addrs),), (addrs, *xs), None
 
-        return ArgConv(conv, (ArgPlan("ptr", elem, DiffeType.CONSTANT),))
+        return ArgConv(const_list, (ArgPlan("ptr", elem, DiffeType.CONSTANT),))
     annotation = type(a)
     if not isinstance(a.dval, (list, tuple)):
         raise TypeError(f"{what}: the shadow of a sequence of arrays is a sequence of arrays, got {type(a.dval).__name__}")
 
-    def conv(d: Any) -> Any:
+    def dup_list(d: Any) -> Any:
         if type(d) is not annotation:
             raise KindMismatch
         xs, dxs = d.val, d.dval
@@ -362,7 +376,7 @@ def _list_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapped
         daddrs = np.array([address_of(x) for x in dxs], dtype=np.uintp)
         return (address_of(addrs), address_of(daddrs)), (addrs, daddrs, *xs, *dxs), None
 
-    return ArgConv(conv, (ArgPlan("ptr", elem, activity),))
+    return ArgConv(dup_list, (ArgPlan("ptr", elem, activity),))
 
 
 def _struct_kind(v: Any, what: str) -> tuple[Any, str]:
@@ -394,7 +408,7 @@ def _struct_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapp
 
     if activity is None:
 
-        def conv(c: Any) -> Any:
+        def const_struct(c: Any) -> Any:
             v = wrapped(c)
             if not same(v):
                 raise KindMismatch
@@ -402,12 +416,12 @@ def _struct_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapp
                 raise ValueError(f"{what}: the structured array must be C-contiguous")
             return (_struct_address(v),), (v,), None
 
-        return ArgConv(conv, (ArgPlan("ptr", layout, DiffeType.CONSTANT),))
+        return ArgConv(const_struct, (ArgPlan("ptr", layout, DiffeType.CONSTANT),))
     annotation = type(a)
     if not numpy and not _floats_in(type(val)._type_ if isinstance(val, ctypes.Array) else type(val)):
         raise TypeError(f"{what}: {type(val).__name__} holds no float field to differentiate; pass it as Const")
 
-    def conv(d: Any) -> Any:
+    def dup_struct(d: Any) -> Any:
         if type(d) is not annotation or not same(d.val):
             raise KindMismatch
         v, dv = d.val, d.dval
@@ -447,7 +461,7 @@ def _struct_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapp
                         )
         return (_struct_address(v), _struct_address(dv)), (v, dv), None
 
-    return ArgConv(conv, (ArgPlan("ptr", layout, activity),))
+    return ArgConv(dup_struct, (ArgPlan("ptr", layout, activity),))
 
 
 def pointer_conv(p: PointerParam, a: Any, what: str, *, activity: int | None, wrapped: bool) -> ArgConv:
@@ -474,7 +488,7 @@ def _bare(c: Any) -> Any:
     return c
 
 
-def _const_val(t: type) -> Callable[[Any], Any]:
+def _const_val(t: type[Any]) -> Callable[[Any], Any]:
     def unwrap(c: Any) -> Any:
         if type(c) is not t:
             raise KindMismatch

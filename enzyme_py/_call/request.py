@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ..activity import (
 )
 from ..modes import Mode
 from . import batch, pointers
-from .convert import ArgConv, KindMismatch
+from .convert import ArgConv, Converter, KindMismatch
 from .layout import (
     ArrayParam,
     ArrayResult,
@@ -299,7 +299,7 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
             if p.is_float:
                 raise TypeError(f"{what}: bounds_of= is for an integer length, not a float")
 
-            def conv(c: Any) -> Any:
+            def bounded(c: Any) -> Any:
                 if type(c) is not Const or not vcheck(c.val) or c.bounds_of is None:
                     raise KindMismatch
                 n = num(c.val)
@@ -311,39 +311,43 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
                         )
                 return (n,), (), None
 
-            return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
+            return ArgConv(bounded, (ArgPlan(p.kind, None, DiffeType.CONSTANT),))
         native = _native_arg(_scalar_in(value, p), wrapper=Const, const=True) if wrapped else None
+        conv: Converter
         if wrapped:
 
-            def conv(c: Any) -> Any:
+            def const_scalar(c: Any) -> Any:
                 if type(c) is not Const or not vcheck(c.val) or c.bounds_of is not None:
                     raise KindMismatch
                 return (num(c.val),), (), None
 
+            conv = const_scalar
         else:
             native = _native_arg(_scalar_in(value, p))
             t = type(a)
             if t is float and p.is_float:
 
-                def conv(v: Any) -> Any:
+                def bare_float(v: Any) -> Any:
                     if type(v) is not float:
                         raise KindMismatch
                     return (v,), (), None
 
+                conv = bare_float
             else:
 
-                def conv(v: Any) -> Any:
+                def bare_scalar(v: Any) -> Any:
                     if not vcheck(v):
                         raise KindMismatch
                     return (num(v),), (), None
 
+                conv = bare_scalar
         return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.CONSTANT),), native=native)
     kind = _array_kind(value, p, what, float_only=False)
     ro = p.readonly
     dt, nd = value.dtype, value.ndim
     shaped = isinstance(p, ArrayParam)
 
-    def arr(x: Any) -> Any:
+    def bare_array(x: Any) -> Any:
         if type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd:
             raise KindMismatch
         _contiguous(x, what)
@@ -352,17 +356,19 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
             return (address_of(x), *x.shape), (x,), None
         return (address_of(x),), (x,), None
 
+    array_conv: Converter
     if wrapped:
 
-        def conv(c: Any) -> Any:
+        def const_array(c: Any) -> Any:
             if type(c) is not Const:
                 raise KindMismatch
-            return arr(c.val)
+            return bare_array(c.val)
 
+        array_conv = const_array
     else:
-        conv = arr
+        array_conv = bare_array
     native = ArgIn(_array_in(value, p), wrapper=Const if wrapped else None)
-    return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.CONSTANT), *_shape_plans(p)), native=native)
+    return ArgConv(array_conv, (ArgPlan("ptr", kind, DiffeType.CONSTANT), *_shape_plans(p)), native=native)
 
 
 def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
@@ -380,22 +386,25 @@ def _active_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
         raise TypeError(f"{what}: Active is not allowed in forward mode; use Duplicated(x, dx)")
     _scalar_kind(a.val, p, what)
     vcheck = _value_type_check(a.val)
+    conv: Converter
     if type(a.val) is float:
 
-        def conv(b: Any) -> Any:
+        def active_float(b: Any) -> Any:
             if type(b) is Active:
                 v = b.val
                 if type(v) is float:
                     return (v,), (), None
             raise KindMismatch
 
+        conv = active_float
     else:
 
-        def conv(b: Any) -> Any:
+        def active_scalar(b: Any) -> Any:
             if type(b) is not Active or not vcheck(b.val):
                 raise KindMismatch
             return (_real(b.val, what),), (), None
 
+        conv = active_scalar
     native = _native_arg(_scalar_in(a.val, p), wrapper=Active)
     return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),), native=native)
 
@@ -414,21 +423,21 @@ def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
         _scalar_kind(a.dval, p, what + " (tangent)")
         vc, dc = _value_type_check(a.val), _value_type_check(a.dval)
 
-        def conv(d: Any) -> Any:
+        def dup_scalar(d: Any) -> Any:
             if type(d) is not t or not vc(d.val) or not dc(d.dval):
                 raise KindMismatch
             return (_real(d.val, what), _real(d.dval, what + " (tangent)")), (), None
 
         sv, sd = _scalar_in(a.val, p), _scalar_in(a.dval, p)
         native = ArgIn(sv, wrapper=t, shadow=sd) if sv is not None and sd is not None else None
-        return ArgConv(conv, (ArgPlan(p.kind, None, act),), native=native)
+        return ArgConv(dup_scalar, (ArgPlan(p.kind, None, act),), native=native)
     kind = _array_kind(a.val, p, what, float_only=True)
     _shadow_kind(a.val, a.dval, what)
     ro = p.readonly
     dt, nd, dnd = a.val.dtype, a.val.ndim, a.dval.ndim
     shaped = isinstance(p, ArrayParam)
 
-    def conv(d: Any) -> Any:
+    def dup_array(d: Any) -> Any:
         if type(d) is not t:
             raise KindMismatch
         x, dx = d.val, d.dval
@@ -445,7 +454,7 @@ def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
     native = None
     if dnd == nd:  # otherwise every call raises (shapes differ): the converter's message
         native = ArgIn(_array_in(a.val, p), wrapper=t, shadow=ArrayIn(dt, dnd, True, False))
-    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)), native=native)
+    return ArgConv(dup_array, (ArgPlan("ptr", kind, act), *_shape_plans(p)), native=native)
 
 
 def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
@@ -467,7 +476,7 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
             )
         _scalar_kind(a.val, p, what)
 
-        def conv(d: Any) -> Any:
+        def batch_scalar(d: Any) -> Any:
             if type(d) is not t or d.width != w:
                 raise KindMismatch
             tangents = [_real(tv, f"{what}: tangent {k}") for k, tv in enumerate(d.dvals)]
@@ -477,7 +486,7 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
             arr = batch.tangent_array(p.kind, tangents)
             return (val, _addr(arr)), (arr,), None
 
-        return ArgConv(conv, (ArgPlan(p.kind, None, act),))
+        return ArgConv(batch_scalar, (ArgPlan(p.kind, None, act),))
     kind = _array_kind(a.val, p, what, float_only=True)
     for k, dx in enumerate(a.dvals):
         _shadow_kind(a.val, dx, f"{what} (shadow {k})")
@@ -485,7 +494,7 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
     dt, nd = a.val.dtype, a.val.ndim
     shaped = isinstance(p, ArrayParam)
 
-    def conv(d: Any) -> Any:
+    def batch_array(d: Any) -> Any:
         if type(d) is not t or d.width != w:
             raise KindMismatch
         x = d.val
@@ -508,7 +517,7 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
         addrs = batch.lane_values([address_of(dx) for dx in d.dvals])
         return (address_of(x), _addr(addrs), *shape), (x, addrs, *d.dvals), None
 
-    return ArgConv(conv, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
+    return ArgConv(batch_array, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
 
 
 def _addr(obj: Any) -> int:
@@ -560,21 +569,24 @@ def _bare_active_conv(p: ScalarParam, a: Any, what: str) -> ArgConv:
     """A bare number of a gradient for a float parameter: Active."""
     _scalar_kind(a, p, what)
     t = type(a)
+    conv: Converter
     if t is float:
 
-        def conv(v: Any) -> Any:
+        def bare_float(v: Any) -> Any:
             if type(v) is not float:
                 raise KindMismatch
             return (v,), (), None
 
+        conv = bare_float
     else:
         vcheck = _value_type_check(a)
 
-        def conv(v: Any) -> Any:
+        def bare_scalar(v: Any) -> Any:
             if not vcheck(v):
                 raise KindMismatch
             return (_real(v, what),), (), None
 
+        conv = bare_scalar
     return ArgConv(conv, (ArgPlan(p.kind, None, DiffeType.OUT_DIFF),), native=_native_arg(_scalar_in(a, p)))
 
 
@@ -735,11 +747,20 @@ _shapes: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, ...]]] 
 _shapes_lock = threading.Lock()
 
 
+class Runner(Protocol):
+    """``run(args, seed=None)`` of a :class:`Spec`."""
+
+    def __call__(self, args: Sequence[Any], seed: Any = None, /) -> Any: ...
+
+
 @dataclass(eq=False)
 class Spec:
-    """A validated request kind (see the module docstring).  ``run(args)`` converts the
-    arguments, calls the entry point (compiled on first use) and shapes the results as
-    :func:`enzyme_py.autodiff` (or the route's public function) returns them."""
+    """A validated request kind (see the module docstring).  ``run(args, seed=None)``
+    converts the arguments, calls the entry point (compiled on first use) and shapes the
+    results as :func:`enzyme_py.autodiff` (or the route's public function) returns them;
+    :class:`KindMismatch` for arguments of another kind, the user-facing error for an
+    invalid value.  ``run`` is an attribute, specialised for this spec when it is built
+    (see :meth:`_runner`): the fast path calls it with no call level in between."""
 
     target: Any
     route: str
@@ -754,15 +775,15 @@ class Spec:
     outputs: tuple[str, ...]
     _entry: Entry | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: ``run`` specialised for this spec (see :meth:`_runner`)
-    _run: Callable[[Sequence[Any], Any], Any] | None = None
+    #: one call of this spec (see the class docstring), set by ``__post_init__``
+    run: Runner = field(init=False, repr=False)
     #: calls served through the call layer (a native entry is built after a few)
     uses: int = 0
     #: native entries built for this spec, per form (:mod:`enzyme_py._call.native`)
     natives: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._run = self._runner()
+        self.run = self._runner()
 
     # ------------------------------------------------------------------ compile
 
@@ -832,12 +853,7 @@ class Spec:
 
     # ------------------------------------------------------------------ running
 
-    def run(self, args: Sequence[Any], seed: Any = None) -> Any:
-        """One call (see the class docstring); :class:`KindMismatch` for arguments of
-        another kind, the user-facing error for an invalid value."""
-        return self._run(args, seed)  # type: ignore[misc]
-
-    def _runner(self) -> Callable[[Sequence[Any], Any], Any]:
+    def _runner(self) -> Runner:
         """The call of this spec, with what does not change between calls looked up once:
         the converters, the result shaper, the entry (once loaded)."""
         if self.out is not None:
@@ -864,7 +880,7 @@ class Spec:
                 if f is not None:
                     fresh.append(f)
             e = spec._entry
-            if e is None or e.code._object is None:
+            if e is None or e.code.closed:
                 e = spec.entry()
             return shape(e.call(vals), fresh)
 
@@ -893,7 +909,7 @@ class Spec:
                 return lambda raw, fresh: (raw[0],)
         return lambda raw, fresh: self.shape(raw, fresh, None)
 
-    def _run_out(self, args: Sequence[Any], seed: Any) -> Any:
+    def _run_out(self, args: Sequence[Any], seed: Any = None) -> Any:
         out = self.out
         assert out is not None
         shape = self._result_shape(args)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeAlias
 
 from .._compile.loader import LoadedCode
 from .._native.traps import STATUS_WORDS, read_status
@@ -23,6 +24,16 @@ from .layout import StatusInfo
 __all__ = ["Entry", "address_of", "raise_program_exit"]
 
 _STRUCT_CODES = {"f64": "d", "f32": "f", "i1": "?", "i8": "b", "i16": "h", "i32": "i", "i64": "q", "ptr": "P"}
+
+#: ``call(values) -> raw results`` of an :class:`Entry`
+EntryCall: TypeAlias = Callable[[list[Any]], tuple[Any, ...]]
+
+
+class _AddressReader(Protocol):
+    """What :func:`address_of` is rebound to: one of the readers below."""
+
+    def __call__(self, arr: Any) -> int: ...
+
 
 _from_address = ctypes.c_void_p.from_address
 #: Offset of the data pointer in NumPy's array object (right after the object header).
@@ -37,7 +48,7 @@ def _address_direct(arr: Any) -> int:
     return _from_address(id(arr) + _DATA_OFFSET).value or 0
 
 
-def _pick_address() -> Any:
+def _pick_address() -> _AddressReader:
     """Read the data pointer straight from the array object when this NumPy lays it out
     as expected (checked on a few arrays), else through ``__array_interface__``."""
     import numpy as np
@@ -56,7 +67,7 @@ def address_of(arr: Any) -> int:  # noqa: F811 - rebinds itself on first use
     (nothing runs at import time) and rebinds this name to it."""
     global address_of
     address_of = _pick_address()
-    return address_of(arr)  # type: ignore[no-any-return]
+    return address_of(arr)
 
 
 def raise_program_exit(function: str, words: Any) -> None:
@@ -96,6 +107,7 @@ class Entry:
         self.status = status
         self.traps = compiled.traps
         self.tls = threading.local()
+        self.call: EntryCall
         if self.unpack is None and status is None and not self.traps:  # the common case, in one closure
             cfunc = self.cfunc
             if self.has_result:

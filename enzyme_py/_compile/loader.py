@@ -93,6 +93,9 @@ class LoadedCode(Closing):
                     "this process, or given with Module.from_ir(..., symbols={name: address})"
                 ) from None
         self._object: jit.JITObject | None = obj
+        #: True from the moment ``close()`` removes the code (a plain attribute: the call
+        #: layer reads it on every call)
+        self.closed = False
         self.alive = ctypes.c_int32(1)
         self._cfunc: Any = function_type(compiled.params, compiled.result)(self.address)
         self.out_type = out_struct_type(compiled.out_fields) if compiled.out_fields else None
@@ -110,15 +113,12 @@ class LoadedCode(Closing):
             raise ValueError("this compiled code was unloaded and cannot be called")
         return self._cfunc
 
-    @property
-    def closed(self) -> bool:
-        return self._object is None
-
     def close(self) -> None:
         """Remove the code from the JIT (idempotent)."""
         alive = getattr(self, "alive", None)
         if alive is not None:
             alive.value = 0
+        self.closed = True
         obj, self._object = self._object, None
         self._cfunc = None
         if obj is not None:

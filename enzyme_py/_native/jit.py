@@ -79,6 +79,10 @@ def _generate(
     """ORC's callback for names no definition matches: define those :func:`_provided`
     knows as absolute symbols in ``dylib``; the rest is left to the next generator."""
     try:
+        if not count:
+            return None
+        if lookup_set is None:
+            raise ValueError(f"the definition generator was given no lookup set for {count} name(s)")
         lib = native().llvm
         elems = ctypes.cast(lookup_set, ctypes.POINTER(CLookupSetElement))
         found: dict[str, int] = {}

@@ -36,6 +36,7 @@ import ctypes.util
 import functools
 import platform
 import threading
+from collections.abc import Container
 from dataclasses import dataclass
 
 from .ffi.llvm import Linkage, Opcode
@@ -116,7 +117,7 @@ def resolve(name: str) -> int | None:
         return None
 
 
-def _calls(module: ModuleRef, wanted: dict[str, object]) -> list[tuple[int, str]]:
+def _calls(module: ModuleRef, wanted: Container[str]) -> list[tuple[int, str]]:
     lib = native().llvm
     out = []
     fn = lib.LLVMGetFirstFunction(module.handle)
@@ -189,7 +190,7 @@ def _replace_vector_intrinsics(module: ModuleRef, vl: VectorLibrary) -> int:
     before, e.g. when a C module was optimised) call libmvec's function of that width
     instead (the code generator would otherwise split them into scalar calls)."""
     table = _vector_intrinsics(vl)
-    calls = _calls(module, {k: () for k in table})
+    calls = _calls(module, table)
     lib = native().llvm
     for inst, name in calls:
         vector, lanes, arity, kind = table[name]

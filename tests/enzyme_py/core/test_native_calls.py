@@ -94,13 +94,13 @@ def validating_path_fails(*tables: Any) -> Iterator[None]:
     saved = []
     for table in tables:
         for spec in set(table.specs.values()):
-            saved.append((spec, spec._run))
-            spec._run = boom
+            saved.append((spec, spec.run))
+            spec.run = boom
     try:
         yield
     finally:
         for spec, run in saved:
-            spec._run = run
+            spec.run = run
 
 
 def _py_p1(x: float) -> float:
