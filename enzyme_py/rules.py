@@ -49,6 +49,7 @@ from ._native.ffi import LOCK
 from ._native.handles import ContextRef, ModuleRef
 from ._native.library import native
 from ._native.types import read_signature
+from .errors import UnsupportedError
 from .module import Function, Module
 from .python_functions import is_python_function, target_of
 
@@ -152,6 +153,12 @@ def _rule_name(rule: Any, rules: Module | None, what: str) -> tuple[str, Module]
 def _check_rules(module: Module, name: str, fwd: Any, aug: Any, grad: Any) -> None:
     """Check the rules' signatures against the external function's (see the module
     docstring) before Enzyme sees them."""
+    if transforms.is_builtin_math(name):
+        raise UnsupportedError(
+            f"with_derivative: Enzyme differentiates {name!r} by its own built-in rule and "
+            "would not use this one; give the rule to an external function of another name "
+            f"(a wrapper of {name} in the module's source or symbols)"
+        )
     mod = module._handle()
     fn = mod.function(name)
     if fn is None:

@@ -28,9 +28,9 @@ import numpy as np
 from .._compile.plan import ArgPlan
 from .._native.ffi.enzyme import DiffeType
 from .._native.types import KIND_OF_DTYPE
+from . import run as _run
 from .convert import ArgConv, KindMismatch
 from .layout import PointerParam
-from .run import address_of
 
 __all__ = ["ctypes_layout", "dtype_layout", "is_pointer_data", "pointer_conv", "zero_struct"]
 
@@ -224,7 +224,7 @@ def zero_struct(s: Any, fields: dict[str, Any] | None = None) -> Any:
             raise TypeError(
                 f"zero_struct: field {name!r} takes a NumPy array or an element count, got {type(given).__name__}"
             )
-        ctypes.c_void_p.from_address(slot).value = address_of(buf) if buf.size else None
+        ctypes.c_void_p.from_address(slot).value = _run.address_of(buf) if buf.size else None
         keep.append(buf)
     if fields:
         raise ValueError(f"zero_struct: {type(s).__name__} has no pointer field(s) {', '.join(sorted(fields))}")
@@ -347,8 +347,8 @@ def _list_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapped
             if not isinstance(xs, (list, tuple)) or not xs:
                 raise KindMismatch
             _check_arrays(xs, kind, what, "array")
-            addrs = np.array([address_of(x) for x in xs], dtype=np.uintp)
-            return (address_of(addrs),), (addrs, *xs), None
+            addrs = np.array([_run.address_of(x) for x in xs], dtype=np.uintp)
+            return (_run.address_of(addrs),), (addrs, *xs), None
 
         return ArgConv(const_list, (ArgPlan("ptr", elem, DiffeType.CONSTANT),))
     annotation = type(a)
@@ -369,12 +369,12 @@ def _list_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapped
                 raise TypeError(f"{what}: shadow {k} must be a {x.dtype} array like array {k}")
             if dx.shape != x.shape:
                 raise ValueError(f"{what}: shadow {k} has shape {dx.shape}; array {k} has shape {x.shape}")
-            if dx is x or (dx.size and address_of(dx) == address_of(x)):
+            if dx is x or (dx.size and _run.address_of(dx) == _run.address_of(x)):
                 raise ValueError(f"{what}: shadow {k} is array {k} itself; a shadow needs memory of its own")
         _check_arrays(dxs, kind, what, "shadow")
-        addrs = np.array([address_of(x) for x in xs], dtype=np.uintp)
-        daddrs = np.array([address_of(x) for x in dxs], dtype=np.uintp)
-        return (address_of(addrs), address_of(daddrs)), (addrs, daddrs, *xs, *dxs), None
+        addrs = np.array([_run.address_of(x) for x in xs], dtype=np.uintp)
+        daddrs = np.array([_run.address_of(x) for x in dxs], dtype=np.uintp)
+        return (_run.address_of(addrs), _run.address_of(daddrs)), (addrs, daddrs, *xs, *dxs), None
 
     return ArgConv(dup_list, (ArgPlan("ptr", elem, activity),))
 
@@ -392,7 +392,7 @@ def _struct_kind(v: Any, what: str) -> tuple[Any, str]:
 
 def _struct_address(v: Any) -> int:
     if isinstance(v, np.ndarray):
-        return address_of(v)
+        return _run.address_of(v)
     return ctypes.addressof(v)
 
 
@@ -434,7 +434,7 @@ def _struct_conv(p: PointerParam, a: Any, what: str, activity: int | None, wrapp
                 raise ValueError(f"{what}: the structured arrays must be C-contiguous")
             if not dv.flags.writeable:
                 raise ValueError(f"{what}: the shadow is read-only; Enzyme writes into shadows")
-            if dv.size and address_of(dv) == address_of(v):
+            if dv.size and _run.address_of(dv) == _run.address_of(v):
                 raise ValueError(f"{what}: the shadow is the array itself; a shadow needs memory of its own")
         else:
             if type(dv) is not type(v):

@@ -42,6 +42,7 @@ from ..activity import (
 )
 from ..modes import Mode
 from . import batch, pointers
+from . import run as _run
 from .convert import ArgConv, Converter, KindMismatch
 from .layout import (
     ArrayParam,
@@ -55,7 +56,7 @@ from .layout import (
     UnsupportedResult,
     VoidResult,
 )
-from .run import Entry, address_of
+from .run import Entry
 
 __all__ = [
     "AUTODIFF",
@@ -353,8 +354,8 @@ def _const_conv(p: Any, a: Any, what: str, wrapped: bool) -> ArgConv:
         _contiguous(x, what)
         _writable(x, ro, what)
         if shaped:
-            return (address_of(x), *x.shape), (x,), None
-        return (address_of(x),), (x,), None
+            return (_run.address_of(x), *x.shape), (x,), None
+        return (_run.address_of(x),), (x,), None
 
     array_conv: Converter
     if wrapped:
@@ -448,8 +449,8 @@ def _dup_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
         _writable(x, ro, what)
         _shadow_ok(x, dx, what)
         if shaped:
-            return (address_of(x), address_of(dx), *x.shape), (x, dx), None
-        return (address_of(x), address_of(dx)), (x, dx), None
+            return (_run.address_of(x), _run.address_of(dx), *x.shape), (x, dx), None
+        return (_run.address_of(x), _run.address_of(dx)), (x, dx), None
 
     native = None
     if dnd == nd:  # otherwise every call raises (shapes differ): the converter's message
@@ -513,9 +514,9 @@ def _batch_conv(p: Any, a: Any, what: str, reverse: bool) -> ArgConv:
         shape = tuple(x.shape) if shaped else ()
         if w == 1:
             dx = d.dvals[0]
-            return (address_of(x), address_of(dx), *shape), (x, dx), None
-        addrs = batch.lane_values([address_of(dx) for dx in d.dvals])
-        return (address_of(x), _addr(addrs), *shape), (x, addrs, *d.dvals), None
+            return (_run.address_of(x), _run.address_of(dx), *shape), (x, dx), None
+        addrs = batch.lane_values([_run.address_of(dx) for dx in d.dvals])
+        return (_run.address_of(x), _addr(addrs), *shape), (x, addrs, *d.dvals), None
 
     return ArgConv(batch_array, (ArgPlan("ptr", kind, act), *_shape_plans(p)))
 
@@ -538,8 +539,8 @@ def _fresh_conv(p: PointerParam | ArrayParam, a: Any, what: str) -> ArgConv:
         _writable(x, ro, what)
         dx = np.zeros(x.shape, dtype=dt)
         if shaped:
-            return (address_of(x), address_of(dx), *x.shape), (x, dx), dx
-        return (address_of(x), address_of(dx)), (x, dx), dx
+            return (_run.address_of(x), _run.address_of(dx), *x.shape), (x, dx), dx
+        return (_run.address_of(x), _run.address_of(dx)), (x, dx), dx
 
     native = ArgIn(_array_in(a, p), fresh=True)
     return ArgConv(conv, (ArgPlan("ptr", kind, DiffeType.DUP_ARG), *_shape_plans(p)), fresh=True, native=native)
@@ -556,7 +557,7 @@ def _hvp_conv(p: PointerParam | ArrayParam, a: HvpArg, what: str) -> ArgConv:
         x = h.val
         _contiguous(x, what)
         _writable(x, ro, what)
-        vals = (address_of(x), address_of(h.v), address_of(h.grad), address_of(h.hv))
+        vals = (_run.address_of(x), _run.address_of(h.v), _run.address_of(h.grad), _run.address_of(h.hv))
         shape = tuple(x.shape) if shaped else ()
         return (*vals, *shape), (x, h.v, h.grad, h.hv), None
 
@@ -845,7 +846,7 @@ class Spec:
         vals, _keep, _ = self.convert(values)
         guess = (0,) * self.out.ndim
         empty = np.empty(guess, dtype=self.out.dtype)
-        entry.call([*vals, address_of(empty), *guess])
+        entry.call([*vals, _run.address_of(empty), *guess])
         words = entry.last_status()
         if words[2] == 1:
             return tuple(int(n) for n in words[3 : 3 + self.out.ndim])
@@ -918,11 +919,11 @@ class Spec:
             full = out.shaped(shape)
             res = np.empty(full, dtype=out.dtype)
             shadows = [] if out.activity == DiffeType.CONSTANT else out.seeds(seed, shape)
-            vals.append(address_of(res))
+            vals.append(_run.address_of(res))
             if len(shadows) == 1:
-                vals.append(address_of(shadows[0]))
+                vals.append(_run.address_of(shadows[0]))
             elif shadows:
-                lanes = batch.lane_values([address_of(s) for s in shadows])
+                lanes = batch.lane_values([_run.address_of(s) for s in shadows])
                 keep.append(lanes)
                 vals.append(_addr(lanes))
             vals += shape

@@ -79,6 +79,21 @@ def enzyme_request(plan: Plan) -> native_enzyme.Request:
     )
 
 
+def _refuse_fatal_calls(mod: ModuleRef, root: str, what: str) -> None:
+    """:class:`UnsupportedError` when code to be differentiated calls a function whose
+    derivative would stop the process (:data:`~.._native.transforms.FATAL_CALLS`)."""
+    fatal = transforms.fatal_calls(mod, root)
+    if fatal:
+        where = ", ".join(f"{callee} (in {fn})" for fn, callee in fatal)
+        raise UnsupportedError(
+            f"{what} calls {where}; this Enzyme build stops the process when it "
+            "differentiates lgamma instead of reporting an error. Move the call into a "
+            "function of your own (not named lgamma) and mark it inactive "
+            "(enzyme_py.inactive(module, name)) or give that function a derivative "
+            "(enzyme_py.with_derivative)"
+        )
+
+
 def _refuse_unsupported(facts: transforms.ModuleFacts, plan: Plan) -> None:
     if facts.inline_asm:
         where = ", ".join(facts.inline_asm)
@@ -148,6 +163,7 @@ def compile_plan(
                     facts = transforms.inspect(mod, plan.function)
                     if plan.mode != PRIMAL:
                         _refuse_unsupported(facts, plan)
+                        _refuse_fatal_calls(mod, plan.function, repr(plan.function))
                     _check_state(facts, names, plan)
                     shadows = transforms.isolate_state(mod, facts, names, shadows=plan.mode != PRIMAL)
                     keep = [symbol]
@@ -300,7 +316,9 @@ def _source_pass(bitcode: bytes, name: str, *, pre: str | None) -> bytes:
     Enzyme generates, registered rules and inactive functions take effect.  Returns the
     module's bitcode afterwards (no ``__enzyme_*`` call is left).
 
-    Pipeline (under the LLVM lock, in a fresh context): Enzyme's ``PreserveNVVM`` (reads
+    Pipeline (under the LLVM lock, in a fresh context): math intrinsics clang made of
+    registered C functions become calls of those functions again
+    (:func:`~.._native.transforms.registered_libm_calls`) -> Enzyme's ``PreserveNVVM`` (reads
     the registrations before anything can inline the functions they name) ->
     the pipeline ``pre`` without unrolling or vectorisation (for code from C source;
     IR given by the user is differentiated as it is) -> :data:`SOURCE_PRE_PASS`
@@ -321,8 +339,11 @@ def _source_pass(bitcode: bytes, name: str, *, pre: str | None) -> bytes:
                     if why is not None:
                         refuse_source_interface(mod, name, why)
                     transforms.check_registrations(mod, name)
+                    transforms.registered_libm_calls(mod)
                     mod.prepare(nat.triple, tm)
                     native_enzyme.preserve_rules(mod)
+                    for root in transforms.differentiated_functions(mod):  # rules now attributes
+                        _refuse_fatal_calls(mod, root, f"{root!r} (differentiated in {name!r})")
                     if pre:
                         mod.run_passes(pre, tm, loop_transforms=False)
                     mod.run_passes(SOURCE_PRE_PASS, tm, loop_transforms=False)

@@ -39,12 +39,15 @@ __all__ = [
     "build_entry",
     "check_registrations",
     "collect_constructors",
+    "differentiated_functions",
     "enzyme_annotations",
+    "fatal_calls",
     "finish",
     "infer_pointees",
     "inspect",
     "interface_calls",
     "interface_uses",
+    "is_builtin_math",
     "isolate_state",
     "make_external",
     "redirect_exits",
@@ -543,6 +546,23 @@ REGISTRATION_PREFIXES = (
 )
 #: OpenMP's runtime entry that forks a parallel region.
 OPENMP_FORK = ("__kmpc_fork_call", "__kmpc_fork_teams", "__kmpc_fork_call_if")
+#: C math functions Enzyme differentiates by its own built-in rules (its list of libm
+#: functions; each also with the ``f`` and ``l`` suffixes).  A rule registered for one of
+#: them is silently not used (measured with this Enzyme on 22 of them), so it is refused.
+BUILTIN_MATH = frozenset(
+    ["sinc", "sincn", "cos", "sin", "tan", "acos", "asin", "atan", "atan2", "cosh", "sinh", "tanh", "acosh", "asinh", "atanh", "exp", "exp2", "exp10", "log", "log10", "expm1", "log1p", "log2", "logb", "pow", "sqrt", "cbrt", "hypot", "erf", "erfi", "erfc", "erfinv", "j0", "j1", "jn", "y0", "y1", "yn", "tgamma", "lgamma", "logabsgamma", "ceil", "floor", "fmod", "trunc", "round", "rint", "nearbyint", "remainder", "copysign", "nextafter", "nexttoward", "fdim", "fmax", "fmin", "fabs", "fma", "ilogb", "scalbn", "scalbln", "powi", "cabs", "ldexp", "lround", "llround", "lrint", "llrint"]
+)
+
+
+def is_builtin_math(name: str) -> bool:
+    """Whether Enzyme has a built-in rule for the C function ``name`` (see :data:`BUILTIN_MATH`)."""
+    return name in BUILTIN_MATH or (name[-1:] in ("f", "l") and name[:-1] in BUILTIN_MATH)
+
+
+#: C functions whose derivative this Enzyme cannot build and, instead of reporting it,
+#: stops the process on (``llvm_unreachable`` in its type utilities: it reads the result of
+#: ``lgamma`` as the pair ``lgamma_r`` returns).  Refused before Enzyme runs.
+FATAL_CALLS = ("lgamma", "lgammaf", "lgammal")
 
 
 @dataclass
@@ -717,6 +737,62 @@ def uses_cxx_runtime(module: ModuleRef) -> bool:
     return False
 
 
+def fatal_calls(module: ModuleRef, root: str) -> list[tuple[str, str]]:
+    """``(function, callee)`` for each call of a :data:`FATAL_CALLS` function in the code
+    Enzyme would differentiate from ``root``: direct calls followed, except into functions
+    it does not differentiate (``enzyme_inactive``) or differentiates by a registered rule
+    (``enzyme_derivative``/``enzyme_gradient`` metadata)."""
+    lib = _lib()
+    start = module.function(root)
+    if start is None:
+        return []
+    ctx = module.context.handle
+    rule_kinds = [lib.LLVMGetMDKindIDInContext(ctx, k, len(k)) for k in (b"enzyme_derivative", b"enzyme_gradient")]
+    found: list[tuple[str, str]] = []
+    todo, seen = [start], set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen or lib.LLVMIsDeclaration(fn):
+            continue
+        seen.add(fn)
+        fname = value_name(fn)
+        for inst in _instructions(fn):
+            if lib.LLVMGetInstructionOpcode(inst) not in (Opcode.CALL, Opcode.INVOKE):
+                continue
+            callee = lib.LLVMGetCalledValue(inst)
+            if not callee or not lib.LLVMIsAFunction(callee):
+                continue
+            cname = value_name(callee)
+            if cname in FATAL_CALLS:
+                if (fname, cname) not in found:
+                    found.append((fname, cname))
+            elif not (
+                lib.LLVMGetStringAttributeAtIndex(callee, _FUNCTION_INDEX, b"enzyme_inactive", 15)
+                or any(lib.LLVMGetMetadata(callee, k) for k in rule_kinds)
+            ):
+                todo.append(int(callee))
+    return found
+
+
+def differentiated_functions(module: ModuleRef) -> list[str]:
+    """The functions the module's ``__enzyme_autodiff``-style calls differentiate (the
+    first argument of each call, casts removed), in order, each once."""
+    lib = _lib()
+    out: list[str] = []
+    for fn in _functions(module):
+        if not lib.LLVMIsDeclaration(fn) or not is_interface_name(value_name(fn)):
+            continue
+        use = lib.LLVMGetFirstUse(fn)
+        while use:
+            call = lib.LLVMGetUser(use)
+            if lib.LLVMIsACallInst(call) and lib.LLVMGetNumArgOperands(call) > 0:
+                target = _strip(lib.LLVMGetOperand(call, 0), aggregates=False)
+                if lib.LLVMIsAFunction(target) and value_name(target) not in out:
+                    out.append(value_name(target))
+            use = lib.LLVMGetNextUse(use)
+    return out
+
+
 def interface_calls(module: ModuleRef) -> list[str]:
     """The ``__enzyme_*`` functions the module declares and still uses (after Enzyme's
     own pass, none of those it implements is left)."""
@@ -792,6 +868,65 @@ def _check_forward_rule(primal: int, rule: int, refuse: Any) -> None:
         )
 
 
+#: C math functions whose calls clang may emit as an LLVM intrinsic (``-fno-math-errno``
+#: turns ``sqrt(x)`` into ``llvm.sqrt.f64``; clang 19 does it for ``tanh`` and its kin
+#: too): the libm name of the ``double`` form -> the intrinsic's base name.
+LIBM_INTRINSICS = {
+    **{n: n for n in (
+        "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asin", "acos", "atan", "atan2",
+        "exp", "exp2", "exp10", "log", "log2", "log10", "pow", "fabs", "floor", "ceil", "trunc",
+        "round", "rint", "nearbyint", "fma", "copysign", "ldexp",
+    )},
+    "fmin": "minnum",
+    "fmax": "maxnum",
+}  # fmt: skip
+_FLOAT_SUFFIX = {TypeKind.DOUBLE: ("", "f64"), TypeKind.FLOAT: ("f", "f32"), TypeKind.X86_FP80: ("l", "f80")}
+
+
+def registered_libm_calls(module: ModuleRef) -> list[str]:
+    """Calls of an LLVM math intrinsic become calls of the C function a registration
+    global names (``__enzyme_inactivefn``, a custom derivative, ``enzyme_inactive`` on an
+    external declaration, ...), when clang emitted ``sqrt(x)`` as ``llvm.sqrt.f64``: the
+    registration would otherwise name a function nothing calls, and the derivative would
+    silently ignore it.  Only where the intrinsic has the function's exact type.  Every
+    function defined in the module gets ``"no-builtin-<name>"`` for such a function, so
+    that the optimisation before Enzyme does not make an intrinsic of it again (LLVM
+    turns ``fmax`` calls into ``llvm.maxnum``).  Returns the names of the functions."""
+    lib = _lib()
+    done: list[str] = []
+    for g in _globals(module):
+        if not any(key in value_name(g) for key in REGISTRATION_PREFIXES):
+            continue
+        init = lib.LLVMGetInitializer(g)
+        if not init:
+            continue
+        fn = _strip(init, aggregates=True)
+        if not lib.LLVMIsAFunction(fn) or not lib.LLVMIsDeclaration(fn):
+            continue
+        name = value_name(fn)
+        fty = lib.LLVMGlobalGetValueType(fn)
+        kind = lib.LLVMGetTypeKind(lib.LLVMGetReturnType(fty))
+        if kind not in _FLOAT_SUFFIX:
+            continue
+        letter, suffix = _FLOAT_SUFFIX[kind]
+        if letter:
+            base = name[:-1] if name.endswith(letter) else ""
+        else:
+            base = name
+        if base not in LIBM_INTRINSICS:
+            continue
+        intrinsic = lib.LLVMGetNamedFunction(module.handle, f"llvm.{LIBM_INTRINSICS[base]}.{suffix}".encode())
+        if intrinsic and lib.LLVMGlobalGetValueType(intrinsic) == fty:
+            lib.LLVMReplaceAllUsesWith(intrinsic, fn)
+        done.append(name)
+    if done:
+        for defined in _functions(module):
+            if not lib.LLVMIsDeclaration(defined):
+                for name in done:
+                    add_function_attribute(defined, module.context, f"no-builtin-{name}")
+    return done
+
+
 def check_registrations(module: ModuleRef, name: str) -> None:
     """Refuse registration globals Enzyme's pass would stop the process on (it checks
     them with ``llvm_unreachable``) or silently ignore, with :class:`UnsupportedError`
@@ -823,6 +958,13 @@ def check_registrations(module: ModuleRef, name: str) -> None:
             for i in range(count):
                 if not lib.LLVMIsAFunction(_strip(lib.LLVMGetOperand(init, i), aggregates=True)):
                     refuse(f"holds a value that is not a function at position {i}")
+            primal = value_name(_strip(lib.LLVMGetOperand(init, 0), aggregates=True))
+            if is_builtin_math(primal):
+                refuse(
+                    f"registers a rule for {primal}, which Enzyme differentiates by its own "
+                    f"rule whatever is registered; register the rule for a function of your "
+                    f"own that calls {primal} (kept from inlining: __attribute__((noinline)))"
+                )
             if key == "__enzyme_register_derivative":
                 _check_forward_rule(
                     _strip(lib.LLVMGetOperand(init, 0), aggregates=True),
