@@ -81,16 +81,17 @@ def enzyme_request(plan: Plan) -> native_enzyme.Request:
 
 def _refuse_fatal_calls(mod: ModuleRef, root: str, what: str) -> None:
     """:class:`UnsupportedError` when code to be differentiated calls a function whose
-    derivative would stop the process (:data:`~.._native.transforms.FATAL_CALLS`)."""
-    fatal = transforms.fatal_calls(mod, root)
+    derivative would end the process: :data:`~.._native.transforms.FATAL_CALLS` and the
+    loaded C-API profile's ``FATAL_CALLS`` (name -> why)."""
+    reasons = {**transforms.FATAL_CALLS, **getattr(native().profile, "FATAL_CALLS", {})}
+    fatal = transforms.fatal_calls(mod, root, reasons)
     if fatal:
-        where = ", ".join(f"{callee} (in {fn})" for fn, callee in fatal)
+        callee = fatal[0][1]
+        where = ", ".join(f"{c} (in {f})" for f, c in fatal)
         raise UnsupportedError(
-            f"{what} calls {where}; this Enzyme build stops the process when it "
-            "differentiates lgamma instead of reporting an error. Move the call into a "
-            "function of your own (not named lgamma) and mark it inactive "
-            "(enzyme_py.inactive(module, name)) or give that function a derivative "
-            "(enzyme_py.with_derivative)"
+            f"{what} calls {where}; {reasons[callee]}. Move the call into a function of "
+            "your own and mark it inactive (enzyme_py.inactive(module, name)) or give that "
+            "function a derivative (enzyme_py.with_derivative)"
         )
 
 

@@ -562,7 +562,10 @@ def is_builtin_math(name: str) -> bool:
 #: C functions whose derivative this Enzyme cannot build and, instead of reporting it,
 #: stops the process on (``llvm_unreachable`` in its type utilities: it reads the result of
 #: ``lgamma`` as the pair ``lgamma_r`` returns).  Refused before Enzyme runs.
-FATAL_CALLS = ("lgamma", "lgammaf", "lgammal")
+FATAL_CALLS: dict[str, str] = {
+    name: "this Enzyme ends the process on lgamma's derivative instead of reporting an error"
+    for name in ("lgamma", "lgammaf", "lgammal")
+}
 
 
 @dataclass
@@ -737,9 +740,10 @@ def uses_cxx_runtime(module: ModuleRef) -> bool:
     return False
 
 
-def fatal_calls(module: ModuleRef, root: str) -> list[tuple[str, str]]:
-    """``(function, callee)`` for each call of a :data:`FATAL_CALLS` function in the code
-    Enzyme would differentiate from ``root``: direct calls followed, except into functions
+def fatal_calls(module: ModuleRef, root: str, names: Iterable[str]) -> list[tuple[str, str]]:
+    """``(function, callee)`` for each call of a function of ``names`` (such as
+    :data:`FATAL_CALLS`) in the code Enzyme would differentiate from ``root``: callees and
+    functions passed as arguments (an OpenMP region's body) followed, except into functions
     it does not differentiate (``enzyme_inactive``) or differentiates by a registered rule
     (``enzyme_derivative``/``enzyme_gradient`` metadata)."""
     lib = _lib()
@@ -748,6 +752,7 @@ def fatal_calls(module: ModuleRef, root: str) -> list[tuple[str, str]]:
         return []
     ctx = module.context.handle
     rule_kinds = [lib.LLVMGetMDKindIDInContext(ctx, k, len(k)) for k in (b"enzyme_derivative", b"enzyme_gradient")]
+    wanted = set(names)
     found: list[tuple[str, str]] = []
     todo, seen = [start], set()
     while todo:
@@ -759,18 +764,19 @@ def fatal_calls(module: ModuleRef, root: str) -> list[tuple[str, str]]:
         for inst in _instructions(fn):
             if lib.LLVMGetInstructionOpcode(inst) not in (Opcode.CALL, Opcode.INVOKE):
                 continue
-            callee = lib.LLVMGetCalledValue(inst)
-            if not callee or not lib.LLVMIsAFunction(callee):
-                continue
-            cname = value_name(callee)
-            if cname in FATAL_CALLS:
-                if (fname, cname) not in found:
-                    found.append((fname, cname))
-            elif not (
-                lib.LLVMGetStringAttributeAtIndex(callee, _FUNCTION_INDEX, b"enzyme_inactive", 15)
-                or any(lib.LLVMGetMetadata(callee, k) for k in rule_kinds)
-            ):
-                todo.append(int(callee))
+            for k in range(lib.LLVMGetNumOperands(inst)):  # the callee is the last operand
+                callee = _strip(lib.LLVMGetOperand(inst, k), aggregates=False)
+                if not callee or not lib.LLVMIsAFunction(callee):
+                    continue
+                cname = value_name(callee)
+                if cname in wanted:
+                    if (fname, cname) not in found:
+                        found.append((fname, cname))
+                elif not (
+                    lib.LLVMGetStringAttributeAtIndex(callee, _FUNCTION_INDEX, b"enzyme_inactive", 15)
+                    or any(lib.LLVMGetMetadata(callee, k2) for k2 in rule_kinds)
+                ):
+                    todo.append(int(callee))
     return found
 
 

@@ -37,6 +37,7 @@ from .enzyme import (
 )
 
 __all__ = [
+    "FATAL_CALLS",
     "FUNCTIONS",
     "GUARDED",
     "LACKS",
@@ -92,6 +93,16 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     ),
 }  # fmt: skip
 
+
+#: Calls this Enzyme ends the process on (an assertion) where later ones report an error:
+#: an OpenMP ``reduction`` clause ("unhandled openmp function").  Name -> why.
+FATAL_CALLS: dict[str, str] = {
+    name: (
+        f"the Enzyme of C API {PROFILE} ends the process on an OpenMP reduction clause "
+        "(later Enzymes report it as an error); reduce into a shared array instead"
+    )
+    for name in ("__kmpc_reduce", "__kmpc_reduce_nowait")
+}
 
 #: Request flags this C API has no parameter for -> why, and what to do instead.
 LACKS: dict[str, str] = {

@@ -24,6 +24,7 @@ from .enzyme import (
 )
 
 __all__ = [
+    "FATAL_CALLS",
     "FUNCTIONS",
     "GUARDED",
     "LACKS",
@@ -81,6 +82,10 @@ FUNCTIONS: dict[str, tuple[object, tuple[object, ...]]] = {
     ),
 }  # fmt: skip
 
+
+#: Calls this Enzyme ends the process on beyond the ones every profile has
+#: (``transforms.FATAL_CALLS``): none.
+FATAL_CALLS: dict[str, str] = {}
 
 #: Request flags this C API has no parameter for: none.
 LACKS: dict[str, str] = {}

@@ -12,6 +12,9 @@ profile is one module ``capi_<version>.py`` in this package that provides:
   ``create_gradient(call, request, *, tape_type, augmented)`` taking a
   :class:`DiffRequest` and returning the new function's ``LLVMValueRef`` (the
   ``AugmentedReturn*`` for the augmented primal);
+* ``FATAL_CALLS`` (callee name -> why): calls this Enzyme ends the process on when it
+  differentiates them, refused before it runs (beside the ones every profile has,
+  ``enzyme_py._native.transforms.FATAL_CALLS``);
 * ``LACKS`` (request flag -> why this C API cannot express it, e.g. ``strong_zero``) and
   ``check(request)``, which raises :class:`~enzyme_py.errors.UnsupportedError` for such a
   request; :mod:`enzyme_py._native.enzyme` checks ``LACKS`` before it creates anything.
