@@ -346,6 +346,19 @@ class _Gen:
         self.check(c, "clear_fallback")
         return v
 
+    def error_if(self, maybe: str) -> None:
+        """Where the i1 ``maybe`` says a conversion may have failed (it returned -1), fall
+        back (clearing the error) if a Python error is set, else go on."""
+        err = self.label("err")
+        ok = self.label()
+        self.emit(f"br i1 {maybe}, label %{err}, label %{ok}")
+        self.block(err)
+        occurred = self.call("PyErr_Occurred")
+        c = self.tmp()
+        self.emit(f"{c} = icmp eq ptr {occurred}, null")
+        self.emit(f"br i1 {c}, label %{ok}, label %clear_fallback")
+        self.block(ok)
+
     # arguments
     def scalar(self, obj: str, sc: ScalarIn) -> str:
         self.type_is(obj, sc.vtype)
@@ -354,15 +367,7 @@ class _Gen:
             if sc.vtype is not float:
                 bad = self.tmp()
                 self.emit(f"{bad} = fcmp oeq double {v}, -1.0")
-                err = self.label("err")
-                ok = self.label()
-                self.emit(f"br i1 {bad}, label %{err}, label %{ok}")
-                self.block(err)
-                occurred = self.call("PyErr_Occurred")
-                c = self.tmp()
-                self.emit(f"{c} = icmp eq ptr {occurred}, null")
-                self.emit(f"br i1 {c}, label %{ok}, label %clear_fallback")
-                self.block(ok)
+                self.error_if(bad)
             if sc.kind == "f32":
                 f = self.tmp()
                 self.emit(f"{f} = fptrunc double {v} to float")
@@ -376,15 +381,7 @@ class _Gen:
         self.check(c)
         minus = self.tmp()
         self.emit(f"{minus} = icmp eq i64 {v}, -1")
-        err = self.label("err")
-        ok = self.label()
-        self.emit(f"br i1 {minus}, label %{err}, label %{ok}")
-        self.block(err)
-        occurred = self.call("PyErr_Occurred")
-        c = self.tmp()
-        self.emit(f"{c} = icmp eq ptr {occurred}, null")
-        self.emit(f"br i1 {c}, label %{ok}, label %clear_fallback")
-        self.block(ok)
+        self.error_if(minus)
         lo, hi = max(sc.lo, _I64_MIN), min(sc.hi, _I64_MAX)
         c1, c2, c3 = self.tmp(), self.tmp(), self.tmp()
         self.emit(f"{c1} = icmp sge i64 {v}, {lo}")
