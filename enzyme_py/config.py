@@ -17,6 +17,9 @@ takes effect for the next compilation):
                          libmvec where the host has it (results within 4 ulp of the
                          correctly rounded ones, see :mod:`enzyme_py._native.vecmath`);
                          ``0``: keep the scalar libm calls
+``ENZYME_PY_SCRATCH_MEMORY`` ``1`` (default): large blocks compiled code frees are kept for
+                         its next call instead of going back to the C library (see
+                         :mod:`enzyme_py._native.scratch`); ``0``: plain ``malloc``/``free``
 ``ENZYME_PY_ISOLATE``    ``1``: run every compilation in a child worker process, so that an
                          Enzyme assertion, ``exit()`` or crash fails one request instead of
                          the process (default ``0``; see :mod:`enzyme_py.isolation`)
@@ -111,6 +114,8 @@ class Options:
     generator tune for.
     ``vector_math``: vectorised loops call libmvec's vector ``exp``, ``log``, ``sin``,
     ``cos``, ``tanh`` and ``pow`` (where the host has libmvec).
+    ``scratch_memory``: compiled code keeps the large blocks it frees for its next call
+    (where the C library allows it, see :mod:`enzyme_py._native.scratch`).
     """
 
     pipeline: str = "default<O2>"
@@ -120,6 +125,7 @@ class Options:
     isolate: bool = False
     tune_cpu: str = "generic"
     vector_math: bool = True
+    scratch_memory: bool = True
 
     @classmethod
     def from_environment(cls) -> Options:
@@ -132,6 +138,7 @@ class Options:
             isolate=_env.flag("ENZYME_PY_ISOLATE", False),
             tune_cpu=check_tune_cpu(_env.choice("ENZYME_PY_TUNE_CPU", cls.tune_cpu, TUNE_CHOICES)),
             vector_math=_env.flag("ENZYME_PY_VECTOR_MATH", True),
+            scratch_memory=_env.flag("ENZYME_PY_SCRATCH_MEMORY", True),
         )
 
 

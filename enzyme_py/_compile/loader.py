@@ -16,6 +16,7 @@ from typing import Any
 from .._native import jit
 from .._native.ffi import LOCK
 from .._native.handles import Closing
+from .._native.scratch import ensure_scratch
 from .._native.traps import ensure_traps
 from .._native.types import CTYPES
 from ..errors import CompileError
@@ -76,6 +77,8 @@ class LoadedCode(Closing):
         with LOCK:
             if compiled.traps:
                 ensure_traps()
+            if compiled.scratch:
+                ensure_scratch()
             if symbols:
                 jit.define_symbols(symbols)
             obj = jit.load_object(compiled.object_code, compiled.symbol)

@@ -21,8 +21,10 @@ Pipeline (under the LLVM lock, in a fresh LLVM context discarded after)::
                calls of ``exp``/``log``/... given libmvec variants (``options().vector_math``)
             -> verifier -> ``globaldce,`` + ``options().pipeline`` (``default<O2>``, with
                LLVM's ordered FP reductions while it runs, see :mod:`.._native.tuning`) for
-               the host CPU (tuned per ``options().tune_cpu``) -> object code (code
-               generator level 0 for small straight-line code)  => CompiledCode
+               the host CPU (tuned per ``options().tune_cpu``) -> calls of ``malloc``,
+               ``calloc`` and ``free`` renamed to the scratch memory helpers
+               (``options().scratch_memory``, :mod:`.._native.scratch`) -> object code
+               (code generator level 0 for small straight-line code)  => CompiledCode
 
 Any Enzyme ``CustomErrorHandler`` call or LLVM error diagnostic during a request makes it
 fail with the matching :class:`~enzyme_py.errors.EnzymeError`; nothing is returned.
@@ -39,7 +41,7 @@ from collections.abc import Mapping
 
 from .. import config
 from .._native import enzyme as native_enzyme
-from .._native import linalg, transforms, vecmath
+from .._native import linalg, scratch, transforms, vecmath
 from .._native.ffi import LOCK
 from .._native.ffi.enzyme import DiffeType
 from .._native.handles import ContextRef, ModuleRef
@@ -213,6 +215,8 @@ def compile_plan(
                     pipeline = f"globaldce,{opts.pipeline}" if opts.pipeline else "globaldce"
                     mod.run_passes(pipeline, tm, loop_transforms=True)
                     _raise_for(reports, plan)
+                    # After the optimiser, which knows malloc and free by name.
+                    uses_scratch = opts.scratch_memory and scratch.supported() and scratch.redirect(mod)
                     # Straight-line code: the fast code generator, same speed.
                     level = emit_level(mod, opts.codegen_level)
                     code = mod.emit_object(host_target_machine(level))
@@ -221,7 +225,9 @@ def compile_plan(
                     mod.close()
         finally:
             ctx.close()
-    return CompiledCode(code, symbol, params, result, out_fields, outputs, plan, traps=traps, init=init)
+    return CompiledCode(
+        code, symbol, params, result, out_fields, outputs, plan, traps=traps, init=init, scratch=uses_scratch
+    )
 
 
 def _differentiate(mod: ModuleRef, fn: int, plan: Plan, symbol: str, keep: list[str]) -> tuple[bool, int]:

@@ -111,6 +111,9 @@ class CompiledCode:
     #: The object defines ``<symbol>_init``, which runs the module's static constructors
     #: (C++ globals); called once per module instance, when its first code loads.
     init: bool = False
+    #: The code calls the scratch memory helpers (:mod:`enzyme_py._native.scratch`)
+    #: instead of ``malloc``/``calloc``/``free``; they are loaded before it.
+    scratch: bool = False
 
 
 def output_names(plan: Plan) -> tuple[str, ...]:
