@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,43 @@ def test_a_structured_array_s_field_names_are_in_the_key(tmp_path: Path) -> None
     _write(tmp_path / "records.py", RECORDS.format(first="b", second="a"))  # same bytes
     assert math.isclose(_grad(tmp_path, "records", "f")["grad"], 2 * 5.0 * 0.7)
 
+
+# --------------------------------------------------------------------------- C
+
+C_CHILD = r'''
+import json, sys
+import enzyme_py as ez
+from enzyme_py import diskcache
+m = ez.Module.from_c("double f(double x) {{ return SCALE * x * x; }}\n", flags={flags!r}, name="f")
+(d,) = ez.gradient(m.function("f"), 0.7)
+print(json.dumps({{"d": d, "stats": {{k: v for k, v in diskcache.stats().items() if v}}}}))
+'''
+
+
+def _c_grad(cwd: Path, flags: list[str]) -> Any:
+    code = f"import os; os.chdir({str(cwd)!r})\n" + C_CHILD.format(flags=flags)
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_header_edited_without_changing_its_size_or_time_is_seen(tmp_path: Path) -> None:
+    header = tmp_path / "scale.h"
+    header.write_text("#define SCALE 2.0\n")
+    flags = ["-include", str(header)]
+    first = _c_grad(tmp_path, flags)
+    assert math.isclose(first["d"], 2 * 2.0 * 0.7) and first["stats"].get("bitcode_stores") == 1
+    assert _c_grad(tmp_path, flags)["stats"].get("bitcode_hits") == 1
+    st = header.stat()
+    header.write_text("#define SCALE 3.0\n")  # same size; the time put back (cp -p, touch -r, rsync)
+    os.utime(header, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert math.isclose(_c_grad(tmp_path, flags)["d"], 2 * 3.0 * 0.7)
+
+
+def test_a_response_file_s_flags_are_not_assumed_unchanged(tmp_path: Path) -> None:
+    rsp = tmp_path / "flags.rsp"
+    rsp.write_text("-DSCALE=2.0\n")
+    flags = [f"@{rsp}"]
+    assert math.isclose(_c_grad(tmp_path, flags)["d"], 2 * 2.0 * 0.7)
+    rsp.write_text("-DSCALE=5.0\n")
+    assert math.isclose(_c_grad(tmp_path, flags)["d"], 2 * 5.0 * 0.7)
