@@ -3,8 +3,9 @@ compiled with the same flags and the same clang runs no clang.
 
 Key (SHA-256 of): the source text, clang's whole command line but its output (the
 flags enzyme_py adds, the caller's ``flags``, the language), clang itself (its path, and
-the path, size and modification time of the file it resolves to), the environment
-variables clang reads for include paths (``CPATH``, ``C_INCLUDE_PATH``,
+the path, size and modification time of the file it resolves to and of the shared
+libraries it loads from its own installation, ``libclang-cpp`` and ``libLLVM``), the
+environment variables clang reads for include paths (``CPATH``, ``C_INCLUDE_PATH``,
 ``CPLUS_INCLUDE_PATH``, ``OBJC_INCLUDE_PATH``, ``SDKROOT``, ``CCC_OVERRIDE_OPTIONS``)
 and this cache's format.
 
@@ -35,6 +36,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from enzyme_artifacts.elf import NotElfError, read_needed
 
 from . import diskcache
 
@@ -76,6 +79,26 @@ def _clang_stamp(path: str) -> list[Any]:
     return [path, st.st_size, st.st_mtime_ns]
 
 
+def _clang_identity(clang: Path) -> list[Any]:
+    """clang's file and the shared libraries it loads from its own installation
+    (``libclang-cpp``, ``libLLVM`` in ``../lib`` or ``../lib64`` of its binary, where
+    the compiler itself lives: an upgrade of those alone leaves the driver unchanged)."""
+    real = os.path.realpath(clang)
+    out: list[Any] = [str(clang), _clang_stamp(real)]
+    try:
+        needed = read_needed(real)
+    except (NotElfError, OSError):
+        return out  # a script or another format: its file alone
+    prefix = os.path.dirname(os.path.dirname(real))
+    for name in needed:
+        for lib in ("lib", "lib64"):
+            candidate = os.path.join(prefix, lib, name)
+            if os.path.exists(candidate):
+                out.append(_clang_stamp(os.path.realpath(candidate)))
+                break
+    return out
+
+
 def key(clang: Path, command: Sequence[str], source: str) -> str | None:
     """The disk key of compiling ``source`` with ``command`` (clang's arguments without
     the output and dependency paths); None when the cache is off or the command names
@@ -87,7 +110,7 @@ def key(clang: Path, command: Sequence[str], source: str) -> str | None:
     return diskcache.blob_key(_KIND, {
         "source": hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest(),
         "command": list(command),
-        "clang": [str(clang), _clang_stamp(os.path.realpath(clang))],
+        "clang": _clang_identity(clang),
         "env": {k: os.environ.get(k) for k in _ENV},
     })
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,39 @@ def test_a_response_file_s_flags_are_not_assumed_unchanged(tmp_path: Path) -> No
     assert math.isclose(_c_grad(tmp_path, flags)["d"], 2 * 2.0 * 0.7)
     rsp.write_text("-DSCALE=5.0\n")
     assert math.isclose(_c_grad(tmp_path, flags)["d"], 2 * 5.0 * 0.7)
+
+
+def test_clang_s_own_libraries_are_in_the_key(tmp_path: Path) -> None:
+    """libclang-cpp holds the compiler (the clang binary is a small driver): upgrading it
+    alone must not reuse bitcode the old one produced."""
+    from enzyme_py.module import find_clang
+
+    real = Path(os.path.realpath(find_clang(15)))
+    tree = tmp_path / "llvm"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "lib").mkdir()
+    shutil.copy2(real, tree / "bin" / "clang")  # a copy: $ORIGIN/../lib is the tree's
+    libs = {p.name: p for p in (real.parent.parent / "lib").iterdir() if p.name.startswith("libclang-cpp.so")}
+    for name, lib in libs.items():
+        (tree / "lib" / name).symlink_to(os.path.realpath(lib))
+    code = C_CHILD.format(flags=["-DSCALE=2.0"])
+    env = {"ENZYME_PY_CLANG": str(tree / "bin" / "clang")}
+
+    def run() -> Any:
+        proc = run_python(code, env)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert run()["stats"].get("bitcode_stores") == 1
+    assert run()["stats"].get("bitcode_hits") == 1
+    # "upgraded in place": the library the driver loads is another file
+    from enzyme_py._compile import sourcecache
+
+    before = sourcecache.key(tree / "bin" / "clang", ["-x", "c", "-"], "")
+    upgraded = tmp_path / "new" / next(iter(libs))
+    upgraded.parent.mkdir()
+    upgraded.write_bytes(b"\x7fELF not really")
+    for name in libs:
+        (tree / "lib" / name).unlink()
+        (tree / "lib" / name).symlink_to(upgraded)
+    assert sourcecache.key(tree / "bin" / "clang", ["-x", "c", "-"], "") != before
