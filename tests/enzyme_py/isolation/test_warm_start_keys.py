@@ -5,7 +5,9 @@ reuse the first lowering: its gradient is the new analytic value.
 
 Covered here: an enum member's value (read through the class or a global member), the
 fields of a namedtuple class, a constant read through a submodule (``pkg.sub.K``), the
-``locals=`` types of a jitted helper, and the field names of a global structured array.
+``locals=`` types of a jitted helper, the field names of a global structured array; for C,
+a header edited with its size and modification time kept, a response file's flags, and the
+compiler libraries the clang driver loads.
 """
 
 from __future__ import annotations
