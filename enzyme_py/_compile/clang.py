@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -223,6 +224,7 @@ def compile_c(source: str, flags: Sequence[str], name: str, major: int, *, suffi
         cmd = [str(clang), *args, "-o", str(out)]
         if disk is not None:
             cmd += sourcecache.dependency_flags(deps)
+        started = time.time_ns()
         try:
             proc = subprocess.run(
                 cmd, input=source, capture_output=True, text=True, timeout=300, check=False
@@ -235,5 +237,5 @@ def compile_c(source: str, flags: Sequence[str], name: str, major: int, *, suffi
             )
         data = out.read_bytes()
         if disk is not None and deps.exists():
-            sourcecache.store(disk, data, sourcecache.read_dependencies(deps))
+            sourcecache.store(disk, data, sourcecache.read_dependencies(deps), started)
         return data

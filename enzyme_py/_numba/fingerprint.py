@@ -10,18 +10,23 @@ configuration.  :func:`describe` walks exactly that:
   table, flags);
 * every name the code reads that is a global of the function (or a builtin), and every
   closure cell, by value: numbers, strings, bytes, None, tuples, lists and dicts of
-  those, NumPy arrays (dtype, shape and a SHA-256 of the data), NumPy scalars and dtypes,
-  classes and builtins (by module and qualified name), numba types (by name), other Python
-  functions and numba dispatchers (recursively, cycles included: a recursive function
-  refers to itself), enzyme_py.jit functions;
+  those, NumPy arrays (dtype with a structured one's field names and offsets, shape and
+  a SHA-256 of the data), NumPy scalars and dtypes, enum members (with their values),
+  builtins, numba types (by name), other Python functions and numba dispatchers
+  (recursively, cycles included: a recursive function refers to itself; a dispatcher with
+  its ``locals=`` types and pipeline class), enzyme_py.jit functions;
+* classes: those of the libraries below and exception classes by module and qualified
+  name; an enum class with its members' names and values, a namedtuple class with its
+  fields and defaults; any other class (a jitclass, a structref, a subclass with methods)
+  cannot be identified;
 * modules: the standard numerical ones (``numpy``, ``math``, ``cmath``, ``numba``,
   ``operator``, ...) by name, since what numba does with their functions is numba's (its
   version is in the key); any other module with the values of the names the code reads
-  from it;
+  from it, a submodule among them likewise (``pkg.sub.K``);
 * defaults, keyword defaults and the dispatcher's options (``fastmath``,
   ``boundscheck``, ``error_model``, ...).
 
-A value it cannot identify (an object of an arbitrary class, a jitclass instance, a
+A value it cannot identify (an object or a class other than those above, a jitclass, a
 typed container, a ctypes function) makes :func:`describe` return None: that function's
 lowering is not cached, never cached under a key that misses what it depends on.
 
@@ -84,14 +89,14 @@ class _Walk:
             return ["dict", sorted(([self.value(k, depth + 1), self.value(x, depth + 1)] for k, x in v.items()), key=repr)]
         if t is np.ndarray:
             data = np.ascontiguousarray(v)
-            return ["ndarray", v.dtype.str, list(v.shape), bool(v.flags.f_contiguous and not v.flags.c_contiguous),
+            return ["ndarray", _dtype(v.dtype), list(v.shape), bool(v.flags.f_contiguous and not v.flags.c_contiguous),
                     hashlib.sha256(data.tobytes()).hexdigest()]
         if isinstance(v, np.generic):
-            return ["numpy-scalar", v.dtype.str, v.tobytes().hex()]
+            return ["numpy-scalar", _dtype(v.dtype), v.tobytes().hex()]
         if t is np.dtype or isinstance(v, np.dtype):
-            return ["dtype", v.str]
+            return ["dtype", _dtype(v)]
         if isinstance(v, enum.Enum):
-            return ["enum", type(v).__module__, type(v).__qualname__, v.name]
+            return ["enum", type(v).__module__, type(v).__qualname__, v.name, self.value(v.value, depth + 1)]
         if t is types.ModuleType:
             return ["module", v.__name__]
         if t is types.FunctionType:
@@ -99,22 +104,45 @@ class _Walk:
         if t in (types.BuiltinFunctionType, np.ufunc):
             return ["builtin", getattr(v, "__module__", None) or "", getattr(v, "__qualname__", v.__name__)]
         if isinstance(v, type):
-            return ["type", v.__module__, v.__qualname__]
+            return self.cls(v, depth)
         target = getattr(v, "__enzyme_py_target__", None)  # enzyme_py.jit
         if target is not None and target is not v:
             return ["jit", self.value(target, depth + 1)]
         py_func = getattr(v, "py_func", None)  # a numba dispatcher
         if isinstance(py_func, types.FunctionType) and hasattr(v, "targetoptions"):
-            return ["dispatcher", self.function(py_func, dict(v.targetoptions), depth + 1)]
+            compiler = getattr(v, "_compiler", None)
+            return ["dispatcher", self.function(py_func, dict(v.targetoptions), depth + 1),
+                    self.value(dict(getattr(v, "locals", None) or {}), depth + 1),
+                    self.value(getattr(compiler, "pipeline_class", None), depth + 1)]
         if type(v).__module__.startswith("numba.") and hasattr(v, "name"):  # a numba type
             return ["numba-type", type(v).__qualname__, str(v)]
         raise _Unknown(type(v).__qualname__)
 
-    def module_names(self, mod: types.ModuleType, names: set[str], depth: int) -> Any:
+    def cls(self, v: type, depth: int) -> Any:
+        if v.__module__.split(".")[0] in _LIBRARIES or issubclass(v, BaseException):
+            return ["type", v.__module__, v.__qualname__]  # numba's own, or raised by name
+        if issubclass(v, enum.Enum):  # members are constants of the code
+            members = [[m.name, self.value(m.value, depth + 1)] for m in v.__members__.values()]
+            return ["enum-class", v.__module__, v.__qualname__, members]
+        fields = getattr(v, "_fields", None)
+        if issubclass(v, tuple) and v.__bases__ == (tuple,) and isinstance(fields, tuple):  # a namedtuple
+            defaults = self.value(dict(getattr(v, "_field_defaults", {})), depth + 1)
+            return ["namedtuple-class", v.__module__, v.__qualname__, self.value(fields, depth + 1), defaults]
+        raise _Unknown(v.__qualname__)  # a jitclass, a structref, ...: its methods are not walked
+
+    def module_names(self, mod: types.ModuleType, names: set[str], depth: int, within: tuple[str, ...] = ()) -> Any:
         top = mod.__name__.split(".")[0]
         if top in _LIBRARIES:
             return ["module", mod.__name__]
-        attrs = {n: self.value(getattr(mod, n), depth + 1) for n in sorted(names) if hasattr(mod, n)}
+        if mod.__name__ in within:  # pkg.sub.pkg: described already
+            return ["same-module", mod.__name__]
+        inner = (*within, mod.__name__)
+        attrs = {}
+        for n in sorted(names):
+            if hasattr(mod, n):
+                a = getattr(mod, n)  # a submodule (pkg.sub.K): the same names, read from it
+                attrs[n] = (self.module_names(a, names, depth + 1, inner) if isinstance(a, types.ModuleType)
+                            else self.value(a, depth + 1))
         return ["module", mod.__name__, attrs]
 
     def code(self, code: types.CodeType, depth: int) -> Any:
@@ -163,6 +191,12 @@ class _Walk:
             globals_, cells, self.value(f.__defaults__, depth + 1), self.value(f.__kwdefaults__, depth + 1),
             self.value({k: v for k, v in sorted(options.items()) if k not in ("cache",)}, depth + 1),
         ]
+
+
+def _dtype(d: np.dtype[Any]) -> Any:
+    """A dtype by byte order, kind and size, and for a structured one its fields (names,
+    types, offsets: ``d.str`` is ``|V16`` for every 16-byte record)."""
+    return [d.str, repr(d.descr)] if d.fields is not None or d.subdtype is not None else d.str
 
 
 def _names(code: types.CodeType) -> set[str]:
