@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import CompileError
+from ..errors import CompileError, IRParseError, LibraryError
 from . import blas, vecmath
 from .ffi.llvm import (
     ORC_DEFINITION_GENERATOR,
@@ -28,8 +28,9 @@ from .ffi.llvm import (
     JITEvaluatedSymbol,
     JITSymbolFlags,
 )
-from .handles import Closing, LLJITRef, MemoryBufferRef, ResourceTrackerRef
+from .handles import Closing, ContextRef, LLJITRef, MemoryBufferRef, ResourceTrackerRef
 from .library import error_message, native
+from .target import host_target_machine
 
 __all__ = ["JITObject", "define_symbols", "load_object", "lookup"]
 
@@ -217,3 +218,22 @@ def load_object(object_code: bytes, name: str) -> JITObject:
         tracker.close()
         raise
     return JITObject(tracker)
+
+
+def load_helper(text: str, name: str, what: str) -> JITObject:
+    """Compile the LLVM IR ``text`` of one of enzyme_py's own helper objects (``name``)
+    for the host and add it to the JIT.  :class:`LibraryError` ("internal error: ``what``
+    did not parse") when the text does not parse: the helpers are generated here, so
+    that is a defect of enzyme_py, not of the caller's input."""
+    nat = native()
+    tm = host_target_machine()
+    with ContextRef.create() as ctx:
+        try:
+            mod = ctx.parse_ir(text, name)
+        except IRParseError as e:
+            raise LibraryError(f"internal error: {what} did not parse: {e}") from None
+        with mod:
+            mod.prepare(nat.triple, tm)
+            obj = mod.emit_object(tm)
+    return load_object(obj, f"{name}.o")
+

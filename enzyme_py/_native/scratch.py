@@ -39,13 +39,12 @@ import sys
 import threading
 from typing import Any
 
-from ..errors import CompileError, IRParseError, LibraryError
+from ..errors import CompileError, LibraryError
 from .ffi import LOCK
 from .ffi.llvm import TypeKind
-from .handles import ContextRef, ModuleRef
-from .jit import load_object, lookup
+from .handles import ModuleRef
+from .jit import load_helper, lookup
 from .library import native
-from .target import host_target_machine
 
 __all__ = [
     "MAX_BLOCK",
@@ -291,17 +290,7 @@ def ensure_scratch() -> None:
     with _lock, LOCK:
         if _loaded is not None:
             return
-        nat = native()
-        tm = host_target_machine()
-        with ContextRef.create() as ctx:
-            try:
-                mod = ctx.parse_ir(_HELPER, "enzpy_scratch")
-            except IRParseError as e:
-                raise LibraryError(f"internal error: the scratch memory helper did not parse: {e}") from None
-            with mod:
-                mod.prepare(nat.triple, tm)
-                obj = mod.emit_object(tm)
-        code = load_object(obj, "enzpy_scratch.o")
+        code = load_helper(_HELPER, "enzpy_scratch", "the scratch memory helper")
         try:
             release_fn = ctypes.CFUNCTYPE(None)(lookup("enzpy_scratch_release"))
             held = lookup("enzpy_scratch_held")

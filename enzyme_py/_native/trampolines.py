@@ -25,14 +25,12 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import CompileError, IRParseError, LibraryError
+from ..errors import CompileError, LibraryError
 from .ffi import LOCK
 from .ffi.llvm import DIAGNOSTIC_HANDLER
 from .ffi.llvm import FUNCTIONS as LLVM_FUNCTIONS
-from .handles import ContextRef
-from .jit import load_object, lookup
+from .jit import load_helper, lookup
 from .library import native
-from .target import host_target_machine
 
 __all__ = ["Guard", "guard"]
 
@@ -229,16 +227,7 @@ def _build(nat: Any, functions: dict[str, tuple[Any, tuple[Any, ...]]]) -> Guard
         + [_trampoline(n, r, a, x86_64) for n, (r, a) in functions.items()]
         + [_EPILOGUE]
     )
-    tm = host_target_machine()
-    with ContextRef.create() as ctx:
-        try:
-            mod = ctx.parse_ir(text, "enzpy_guard")
-        except IRParseError as e:
-            raise LibraryError(f"internal error: the Enzyme call trampolines did not parse: {e}") from None
-        with mod:
-            mod.prepare(nat.triple, tm)
-            obj = mod.emit_object(tm)
-    code = load_object(obj, "enzpy_guard.o")
+    code = load_helper(text, "enzpy_guard", "the Enzyme call trampolines")
 
     def find(sym: str) -> int:
         try:

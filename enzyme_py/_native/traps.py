@@ -28,12 +28,10 @@ import ctypes
 import threading
 from typing import Any
 
-from ..errors import CompileError, IRParseError, LibraryError
+from ..errors import CompileError, LibraryError
 from .ffi import LOCK
-from .handles import ContextRef
-from .jit import load_object, lookup
+from .jit import load_helper, lookup
 from .library import native
-from .target import host_target_machine
 
 __all__ = ["FRAME_BYTES", "STATUS_WORDS", "TRAPPED", "ensure_traps", "read_status"]
 
@@ -156,21 +154,12 @@ def ensure_traps() -> None:
     with _lock, LOCK:
         if _loaded is not None:
             return
-        nat = native()
+        native()  # the libraries first: the helper is compiled with their LLVM
         libc = ctypes.CDLL(None)
         key = ctypes.c_uint(0)
         if libc.pthread_key_create(ctypes.byref(key), None) != 0:
             raise LibraryError("pthread_key_create failed: no key for enzyme_py's exit traps")
-        tm = host_target_machine()
-        with ContextRef.create() as ctx:
-            try:
-                mod = ctx.parse_ir(_HELPER, "enzpy_traps")
-            except IRParseError as e:
-                raise LibraryError(f"internal error: the exit traps did not parse: {e}") from None
-            with mod:
-                mod.prepare(nat.triple, tm)
-                obj = mod.emit_object(tm)
-        code = load_object(obj, "enzpy_traps.o")
+        code = load_helper(_HELPER, "enzpy_traps", "the exit traps")
         try:
             ctypes.c_uint.from_address(lookup("enzpy_trap_key")).value = key.value
         except CompileError as e:
