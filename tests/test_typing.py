@@ -24,7 +24,6 @@ def _cache_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def test_mypy_strict_has_no_errors(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    pytest.importorskip("mypy", reason="mypy comes with the test extra: pip install -e '.[test]'")
     cmd = [
         sys.executable, "-m", "mypy",
         "--config-file", str(ROOT / "pyproject.toml"),
