@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.graphs import cycles
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("enzyme_artifacts", "enzyme_py", "build_recipes", "benchmarks")
@@ -91,44 +92,6 @@ def _graph() -> dict[str, set[str]]:
     return graph
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = [0]
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in graph.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
-
-
 def test_the_sources_are_found() -> None:
     assert "enzyme_py._native.library" in ALL and "enzyme_artifacts.cli" in ALL
 
@@ -136,7 +99,7 @@ def test_the_sources_are_found() -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_zero_import_cycles(package: str) -> None:
     graph = {k: v for k, v in _graph().items() if k.split(".")[0] == package}
-    assert _cycles(graph) == []
+    assert cycles(graph) == []
 
 
 def test_the_native_layer_imports_nothing_above_it() -> None:

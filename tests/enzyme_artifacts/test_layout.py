@@ -18,6 +18,7 @@ import enzyme_artifacts
 from enzyme_artifacts import errors
 
 from ..support.child import check_python
+from ..support.graphs import cycles
 
 PACKAGE = Path(enzyme_artifacts.__file__).parent
 ROOT = PACKAGE.parent
@@ -86,43 +87,6 @@ def internal_edges() -> dict[str, set[str]]:
                     if dep in mods and dep != name and not name.startswith(dep + "."):
                         graph[name].add(dep)
     return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected component with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = [0]
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1 or v in graph[v]:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
 
 
 def test_zero_import_cycles() -> None:
