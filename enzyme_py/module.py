@@ -34,7 +34,7 @@ import hashlib
 import re
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,13 +161,7 @@ class Module(Closing):
         if not isinstance(text, str):
             raise TypeError(f"from_ir expects IR text (str), got {type(text).__name__}")
         native()
-        ctx = ContextRef.create()
-        try:
-            mod = ctx.parse_ir(text, name)
-        except BaseException:
-            ctx.close()
-            raise
-        return cls._make(ctx, mod, name, symbols, optimise=False)
+        return cls._parsed(lambda ctx: ctx.parse_ir(text, name), name, symbols, optimise=False)
 
     @classmethod
     def from_bitcode(
@@ -180,14 +174,8 @@ class Module(Closing):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bitcode expects bytes, got {type(data).__name__}")
         native()
-        ctx = ContextRef.create()
         data = bytes(data)
-        try:
-            mod = ctx.parse_bitcode(data, name)
-        except BaseException:
-            ctx.close()
-            raise
-        return cls._make(ctx, mod, name, symbols, bitcode=data, optimise=False)
+        return cls._parsed(lambda ctx: ctx.parse_bitcode(data, name), name, symbols, bitcode=data, optimise=False)
 
     @classmethod
     def from_c(
@@ -216,13 +204,7 @@ class Module(Closing):
         source = rewrite_plugin_attributes(source, name=name)
         nat = native()
         data = compile_c(source, flags, name, nat.llvm_major)
-        ctx = ContextRef.create()
-        try:
-            mod = ctx.parse_bitcode(data, name)
-        except BaseException:
-            ctx.close()
-            raise
-        return cls._make(ctx, mod, name, symbols, optimise=True)
+        return cls._parsed(lambda ctx: ctx.parse_bitcode(data, name), name, symbols, optimise=True)
 
     @classmethod
     def from_cpp(
@@ -248,13 +230,26 @@ class Module(Closing):
         nat = native()
         cxx_runtime()
         data = compile_c(source, [f"-std={std}", *flags], name, nat.llvm_major, suffix=".cpp")
+        return cls._parsed(lambda ctx: ctx.parse_bitcode(data, name), name, symbols, optimise=True)
+
+    @classmethod
+    def _parsed(
+        cls,
+        parse: Callable[[ContextRef], ModuleRef],
+        name: str,
+        symbols: Mapping[str, int] | None,
+        *,
+        bitcode: bytes | None = None,
+        optimise: bool,
+    ) -> Module:
+        """The Module of what ``parse`` makes in a fresh context (closed if it raises)."""
         ctx = ContextRef.create()
         try:
-            mod = ctx.parse_bitcode(data, name)
+            mod = parse(ctx)
         except BaseException:
             ctx.close()
             raise
-        return cls._make(ctx, mod, name, symbols, optimise=True)
+        return cls._make(ctx, mod, name, symbols, bitcode=bitcode, optimise=optimise)
 
     @classmethod
     def _make(
